@@ -1,0 +1,135 @@
+"""The ``mtl-course`` command.
+
+``mtl-course doctor``
+    Checks the installation: versions, device, GPU, where the notebooks are.
+``mtl-course execute [NOTEBOOK ...]``
+    Executes notebooks top to bottom in place (default: every lecture and
+    solution) and prints how long each took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+#: (import name, distribution name) of every required runtime dependency.
+REQUIRED = (
+    ("torch", "torch"),
+    ("numpy", "numpy"),
+    ("pandas", "pandas"),
+    ("matplotlib", "matplotlib"),
+    ("seaborn", "seaborn"),
+    ("ipywidgets", "ipywidgets"),
+    ("jupyterlab", "jupyterlab"),
+    ("tqdm", "tqdm"),
+    ("sklearn", "scikit-learn"),
+)
+#: Optional dependencies: tests, the website, browser tests.
+OPTIONAL = (
+    ("pytest", "pytest"),
+    ("nbval", "nbval"),
+    ("jupyter_book", "jupyter-book"),
+    ("playwright", "playwright"),
+)
+
+
+def _version(module: str, dist: str) -> str | None:
+    """The installed version of ``dist`` if ``module`` imports, else ``None``."""
+    try:
+        importlib.import_module(module)
+    except Exception:  # a broken install is as bad as a missing one
+        return None
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def doctor(out: TextIO | None = None) -> int:
+    """Print what the course needs and what this machine has; 0 when all is well."""
+    out = sys.stdout if out is None else out
+    from mtl_course import __version__
+    from mtl_course.notebooks import course_notebooks, course_root
+
+    print(f"mtl-course {__version__} on Python {platform.python_version()} ({sys.executable})", file=out)
+    missing = []
+    for module, dist in REQUIRED:
+        version = _version(module, dist)
+        print(f"  {dist:<14} {version or 'MISSING'}", file=out)
+        if version is None:
+            missing.append(dist)
+    for module, dist in OPTIONAL:
+        print(f"  {dist:<14} {_version(module, dist) or 'not installed (optional)'}", file=out)
+    if "torch" not in missing:
+        from mtl_course.device import get_device
+        import torch
+
+        try:
+            device = get_device()
+        except RuntimeError as error:
+            print(f"device: {error}", file=out)
+            missing.append("the requested device")
+        else:
+            print(f"device: {device}", file=out)
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                props = torch.cuda.get_device_properties(i)
+                print(f"  cuda:{i} {props.name}, {props.total_memory / 2**30:.1f} GiB", file=out)
+        else:
+            print(f"  CUDA: not available (torch {torch.__version__})", file=out)
+    root = course_root()
+    notebooks = course_notebooks(root)
+    print(f"course notebooks: {len(notebooks)} under {root}", file=out)
+    if missing:
+        print(
+            f"ERROR: missing or broken: {', '.join(missing)}. "
+            "Run `make setup` in the course folder (or `pip install -e .`) to install them.",
+            file=out,
+        )
+        return 1
+    print("OK: everything the course needs is installed.", file=out)
+    return 0
+
+
+def execute(paths: Sequence[str], timeout: int) -> int:
+    """Execute notebooks in place and print a table of their run times."""
+    from mtl_course.notebooks import course_notebooks, execute_notebook
+
+    notebooks = [Path(p) for p in paths] or course_notebooks()
+    if not notebooks:
+        print("no notebooks found", file=sys.stderr)
+        return 1
+    print("| notebook | seconds |\n| --- | ---: |")
+    for path in notebooks:
+        result = execute_notebook(path, timeout=timeout)
+        print(f"| {path} | {result.seconds:.1f} |", flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtl-course", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("doctor", help="check the installation, the device and the notebooks")
+    run = commands.add_parser("execute", help="execute notebooks in place (default: all)")
+    run.add_argument("notebooks", nargs="*", help="notebooks to execute (default: lectures and solutions)")
+    run.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "doctor":
+        return doctor()
+    if args.command == "execute":
+        return execute(args.notebooks, args.timeout)
+    raise AssertionError(f"unhandled command {args.command}")  # argparse rejects unknown ones
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The explorer pattern: controls → a pure ``compute`` → a figure and a summary.
+
+An explorer subclass declares its controls (ipywidgets sliders, toggles) and
+implements two methods:
+
+``compute(**values) -> state``
+    The numbers the view shows, from the current control values. It must be
+    fast (a closed form or a lookup in a precomputed sweep): a slider move
+    should update the view in well under 100 ms.
+``draw(state, fig) -> str``
+    Draws ``state`` onto a fresh figure and returns a one-line summary.
+    Extreme inputs (all weights zero, a single task) are reported in the
+    summary, never raised: ``compute`` returns a state with a ``message``.
+
+Displaying an explorer emits one output with three representations: the live
+widget (``application/vnd.jupyter.widget-view+json``) for JupyterLab, a PNG of
+the current figure for static viewers (nbval, GitHub, the website without a
+widget manager), and the summary as ``text/plain``. Front ends pick the
+richest one they can render.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+
+class Explorer:
+    """Base class of the course's interactive explorers (see the module docstring)."""
+
+    #: Size of the figure in inches.
+    figsize: tuple[float, float] = (7.0, 3.2)
+
+    def __init__(self, controls: Mapping[str, W.ValueWidget], title: str = "") -> None:
+        self.controls: dict[str, W.ValueWidget] = dict(controls)
+        self.title = title
+        self.output = W.Output()
+        self.summary_label = W.HTML()
+        self.state: Any = None
+        self.summary: str = ""
+        self.figure: plt.Figure | None = None
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        header = [W.HTML(f"<b>{title}</b>")] if title else []
+        self.widget = W.VBox(
+            [*header, W.HBox(list(self.controls.values())), self.summary_label, self.output]
+        )
+        self.update()
+
+    # -- to implement ---------------------------------------------------------
+    def compute(self, **values: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def draw(self, state: Any, fig: plt.Figure) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- machinery ------------------------------------------------------------
+    @property
+    def values(self) -> dict[str, Any]:
+        """The current value of every control, by name."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def set(self, **values: Any) -> "Explorer":
+        """Set controls programmatically (as a slider move would) and update once."""
+        unknown = set(values) - set(self.controls)
+        if unknown:
+            raise KeyError(f"unknown control(s) {sorted(unknown)}; this explorer has {sorted(self.controls)}")
+        with self._hold():
+            for name, value in values.items():
+                self.controls[name].value = value
+        self.update()
+        return self
+
+    def update(self) -> None:
+        """Recompute the state from the controls and redraw the view."""
+        self.state = self.compute(**self.values)
+        if self.figure is not None:
+            plt.close(self.figure)
+        self.figure = plt.figure(figsize=self.figsize)
+        self.summary = self.draw(self.state, self.figure)
+        self.summary_label.value = f"<code>{self.summary}</code>"
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(self.figure)
+        plt.close(self.figure)
+
+    def png(self) -> bytes:
+        """The current figure as PNG bytes (the static fallback)."""
+        buffer = io.BytesIO()
+        assert self.figure is not None
+        self.figure.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
+        bundle["image/png"] = base64.b64encode(self.png()).decode("ascii")
+        bundle["text/plain"] = self.summary
+        return bundle
+
+    def _on_change(self, change: Mapping[str, Any]) -> None:
+        if not getattr(self, "_holding", False):
+            self.update()
+
+    @contextmanager
+    def _hold(self) -> Iterator[None]:
+        """Suppress per-control updates while several controls change at once."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False

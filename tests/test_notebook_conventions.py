@@ -1,0 +1,70 @@
+"""Conventions every stored notebook follows (COURSE_DESIGN §4).
+
+nbval checks that a notebook still produces its stored outputs; these tests
+check that the stored outputs are trustworthy in the first place: the
+notebook was executed top to bottom, in order, without errors, it checks at
+least one claim with ``# NBVAL_CHECK_OUTPUT``, and it stays small.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mtl_course.notebooks import course_notebooks, course_root
+
+MAX_BYTES = 2 * 1024 * 1024
+NOTEBOOKS = course_notebooks()
+LECTURES = [p for p in NOTEBOOKS if p.parent.name == "lectures"]
+ids = [str(p.relative_to(course_root())) for p in NOTEBOOKS]
+
+
+def _code_cells(path: Path) -> list:
+    nb = nbformat.read(path, as_version=4)
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_every_code_cell_was_executed_in_order(path: Path) -> None:
+    counts = [c.execution_count for c in _code_cells(path)]
+    not_run = [i for i, n in enumerate(counts) if n is None]
+    assert not not_run, f"{path.name}: code cells {not_run} were never executed; run `mtl-course execute {path.name}`"
+    assert counts == list(range(1, len(counts) + 1)), (
+        f"{path.name}: execution counts {counts} are not 1..{len(counts)}: "
+        "the notebook was run out of order; restart the kernel and run all"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_no_stored_errors(path: Path) -> None:
+    for i, cell in enumerate(_code_cells(path)):
+        for output in cell.get("outputs", []):
+            assert output.output_type != "error", f"{path.name}: cell {i} stores an error: {output.get('ename')}"
+            if output.output_type == "stream" and output.name == "stderr":
+                assert "Traceback" not in output.text, f"{path.name}: cell {i} prints a traceback"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_checks_at_least_one_claim(path: Path) -> None:
+    checked = [c for c in _code_cells(path) if "# NBVAL_CHECK_OUTPUT" in c.source]
+    assert checked, f"{path.name} has no `# NBVAL_CHECK_OUTPUT` cell, so nbval --nbval-lax checks nothing"
+    assert all(c.get("outputs") for c in checked), f"{path.name}: a checked cell stores no output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_notebook_is_small(path: Path) -> None:
+    size = path.stat().st_size
+    assert size <= MAX_BYTES, f"{path.name} is {size / 2**20:.2f} MiB; the limit is 2 MiB (lower figure dpi?)"
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=[p.name for p in LECTURES])
+def test_lecture_has_the_template_sections(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown").lower()
+    for heading in ("learning goals", "check your understanding", "summary", "references"):
+        assert heading in markdown, f"{path.name} lacks a '{heading}' section (COURSE_DESIGN §4)"
+    setup = [c for c in _code_cells(path) if "seed_everything(" in c.source and "get_device(" in c.source]
+    assert len(setup) == 1, f"{path.name}: expected one set-up cell calling get_device() and seed_everything()"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"

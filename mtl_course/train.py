@@ -1,0 +1,418 @@
+"""The training loop: any model, any weighting method, partially labelled batches.
+
+:func:`fit` trains a :class:`~mtl_course.models.base.MultiTaskModel` with a
+:class:`~mtl_course.weighting.WeightingMethod` and returns the history as a
+pandas DataFrame with one row per epoch and the columns
+
+``epoch``, ``time_s``, ``train_loss`` / ``val_loss`` (sums over tasks), and
+per task ``<task>/train_loss``, ``<task>/weight`` (the epoch-mean effective
+weight), ``<task>/val_loss`` and ``<task>/val_<metric>``.
+
+Batches are ``(x, targets)``, ``(x, targets, masks)`` or a dict
+``{"x": x, "targets": {...}, "masks": {...}}`` with ``targets`` and the
+optional ``masks`` keyed by task. A task may be missing from ``targets``
+(no labels in this batch), or have missing items marked by its mask, ``NaN``
+or ``-100`` (see :mod:`mtl_course.losses`). A task without labels in a batch
+contributes a zero loss; note that for MGDA a zero gradient is Pareto
+stationary, so the shared update of that step vanishes.
+
+The hot path does not synchronise with the device: losses and weights are
+accumulated on the device and read once per epoch. A non-finite loss raises
+at the end of the epoch, naming the task, the epoch and the first step.
+
+Callbacks: :class:`BestWeights` (model selection on validation data) and
+:class:`TaskEarlyStopping` (TCDCN's task-wise early stopping).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+import torch
+
+from mtl_course.device import get_device
+from mtl_course.losses import expand_mask
+from mtl_course.models.base import MultiTaskModel
+from mtl_course.weighting import WeightingMethod, get_weighting
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+MetricFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], float]
+Amp = Literal["bf16", "fp16"] | None
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: its name (a key of the model's outputs), its loss and its metrics.
+
+    ``loss(pred, target, mask)`` and each ``metrics[name](pred, target, mask)``
+    follow the conventions of :mod:`mtl_course.losses` and :mod:`mtl_course.metrics`.
+
+    >>> from mtl_course.losses import cross_entropy
+    >>> from mtl_course.metrics import accuracy
+    >>> Task("digit", cross_entropy, {"accuracy": accuracy}).name
+    'digit'
+    """
+
+    name: str
+    loss: LossFn
+    metrics: Mapping[str, MetricFn] = field(default_factory=dict)
+
+
+# -- batches ----------------------------------------------------------------------
+def split_batch(batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(x, targets, masks)`` from a tuple or dict batch (masks default to ``{}``).
+
+    >>> x, y, m = split_batch({"x": torch.zeros(2), "targets": {"a": torch.ones(2)}})
+    >>> sorted(y), m
+    (['a'], {})
+    """
+    if isinstance(batch, Mapping):
+        if "x" not in batch or "targets" not in batch:
+            raise KeyError(f"a dict batch needs the keys 'x' and 'targets' (and optionally 'masks'); got {list(batch)}")
+        return batch["x"], dict(batch["targets"]), dict(batch.get("masks") or {})
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
+        masks = batch[2] if len(batch) == 3 else {}
+        return batch[0], dict(batch[1]), dict(masks)
+    raise TypeError(
+        "a batch must be (x, {task: target}), (x, targets, {task: mask}) or "
+        f"{{'x': ..., 'targets': ..., 'masks': ...}}; got {type(batch).__name__}"
+    )
+
+
+def _to_device(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in tensors.items()}
+
+
+def _check_keys(kind: str, given: Iterable[str], tasks: Sequence[str]) -> None:
+    unknown = [k for k in given if k not in tasks]
+    if unknown:
+        raise KeyError(f"the batch has {kind} for unknown task(s) {unknown}; the tasks are {list(tasks)}")
+
+
+def _autocast(device: torch.device, amp: Amp):
+    if amp is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+# -- callbacks --------------------------------------------------------------------------
+@dataclass
+class TrainState:
+    """What callbacks see: the model, the weighting, the history so far, and a stop flag."""
+
+    model: MultiTaskModel
+    weighting: WeightingMethod
+    history: list[dict[str, float]]
+    epoch: int = 0
+    stop: bool = False
+
+
+class Callback:
+    """Hooks of :func:`fit`; override the ones you need."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        """After the epoch's row was appended to ``state.history``."""
+
+    def on_train_end(self, state: TrainState) -> None:
+        """After the last epoch."""
+
+
+def _column(state: TrainState, name: str) -> list[float]:
+    if name not in state.history[-1]:
+        raise KeyError(f"the history has no column {name!r}; columns: {list(state.history[-1])}")
+    return [row[name] for row in state.history]
+
+
+class BestWeights(Callback):
+    """Model selection: keep the weights of the best epoch by ``monitor`` and restore them at the end.
+
+    ``monitor`` is a history column (default the summed validation loss);
+    ``mode`` is ``"min"`` or ``"max"``.
+    """
+
+    def __init__(self, monitor: str = "val_loss", mode: Literal["min", "max"] = "min") -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.monitor, self.mode = monitor, mode
+        self.best_value = math.inf if mode == "min" else -math.inf
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        value = _column(state, self.monitor)[-1]
+        better = value < self.best_value if self.mode == "min" else value > self.best_value
+        if better:
+            self.best_value, self.best_epoch = value, state.epoch
+            self.best_state = copy.deepcopy(state.model.state_dict())
+
+    def on_train_end(self, state: TrainState) -> None:
+        if self.best_state is not None:
+            state.model.load_state_dict(self.best_state)
+
+
+def tcdcn_criterion(train_errors: Sequence[float], val_error: float, k: int, lam: float) -> float:
+    """TCDCN's task-wise early-stopping criterion (Zhang et al., ECCV 2014), as printed on the slides:
+
+        [k med_{j=t-k..t} E_tr(j) / (sum_{j=t-k}^{t} E_tr(j) - k med_j E_tr(j))]
+        * [(E_val(t) - min E_tr) / (lam * min E_tr)]
+
+    ``train_errors`` are ``E_tr(1..t)``; the window ``t-k..t`` holds ``k + 1``
+    epochs and ``min E_tr`` is taken over all epochs so far. The first factor
+    measures the training trend: on a plateau the window sum is about
+    ``(k + 1) med`` and the factor about ``k``, so the threshold ``epsilon``
+    must be calibrated against ``k``. A zero denominator gives ``inf``.
+
+    >>> tcdcn_criterion([1.0, 1.0, 1.0], val_error=1.5, k=2, lam=1.0)  # plateau: 2 * 0.5
+    1.0
+    """
+    if len(train_errors) < k + 1:
+        raise ValueError(f"the criterion needs k + 1 = {k + 1} training errors, got {len(train_errors)}")
+    window = list(train_errors[-(k + 1):])
+    median = statistics.median(window)
+    trend_denominator = sum(window) - k * median
+    trend = k * median / trend_denominator if trend_denominator != 0 else math.inf
+    best = min(train_errors)
+    return trend * (val_error - best) / (lam * best)
+
+
+class TaskEarlyStopping(Callback):
+    """Stop auxiliary ``task`` when :func:`tcdcn_criterion` exceeds ``epsilon``.
+
+    Stopping deactivates the task in the weighting method: its loss is no
+    longer computed or back-propagated. Needs a validation loader.
+    """
+
+    def __init__(self, task: str, k: int = 5, epsilon: float = 5.0, lam: float = 1.0) -> None:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        self.task, self.k, self.epsilon, self.lam = task, k, epsilon, lam
+        self.stopped_epoch: int | None = None
+        self.values: list[float] = []
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self.stopped_epoch is not None:
+            return
+        train = _column(state, f"{self.task}/train_loss")
+        if len(train) < self.k + 1:
+            return
+        val = _column(state, f"{self.task}/val_loss")[-1]
+        value = tcdcn_criterion(train, val, self.k, self.lam)
+        self.values.append(value)
+        if value > self.epsilon:
+            state.weighting.deactivate(self.task)
+            self.stopped_epoch = state.epoch
+
+
+# -- evaluation --------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(
+    model: MultiTaskModel,
+    tasks: Sequence[Task],
+    loader: Iterable[Any],
+    device: torch.device | str | None = None,
+    amp: Amp = None,
+) -> dict[str, float]:
+    """Validation loss and metrics per task, computed once on the whole concatenated set.
+
+    Returns ``{"<task>/val_loss": ..., "<task>/val_<metric>": ..., "val_loss": sum}``;
+    a task without any label in ``loader`` gets ``NaN``.
+    """
+    device = get_device() if device is None else torch.device(device)
+    was_training = model.training
+    model.eval()
+    names = [t.name for t in tasks]
+    outputs: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    targets: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    masks: dict[str, list[torch.Tensor | None]] = {n: [] for n in names}
+    for batch in loader:
+        x, ys, ms = split_batch(batch)
+        _check_keys("targets", ys, names)
+        with _autocast(device, amp):
+            out = model(x.to(device, non_blocking=True))
+        for name in names:
+            if name in ys:
+                y = ys[name].to(device, non_blocking=True)
+                outputs[name].append(out[name].float())
+                targets[name].append(y)
+                masks[name].append(expand_mask(ms[name].to(device).bool(), y.shape) if name in ms else None)
+    model.train(was_training)
+    row: dict[str, float] = {}
+    for task in tasks:
+        name = task.name
+        if not targets[name]:
+            row[f"{name}/val_loss"] = math.nan
+            row.update({f"{name}/val_{m}": math.nan for m in task.metrics})
+            continue
+        pred, y = torch.cat(outputs[name]), torch.cat(targets[name])
+        mask = None
+        if any(m is not None for m in masks[name]):
+            mask = torch.cat([
+                torch.ones_like(t, dtype=torch.bool) if m is None else m for m, t in zip(masks[name], targets[name])
+            ])
+        row[f"{name}/val_loss"] = float(task.loss(pred, y, mask))
+        for metric, fn in task.metrics.items():
+            row[f"{name}/val_{metric}"] = float(fn(pred, y, mask))
+    row["val_loss"] = sum(row[f"{n}/val_loss"] for n in names)
+    return row
+
+
+# -- training ------------------------------------------------------------------------------
+def _check_tasks(model: MultiTaskModel, tasks: Sequence[Task], weighting: WeightingMethod) -> None:
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"task names must be unique, got {names}")
+    if set(names) != set(model.tasks):
+        raise KeyError(f"the task specification names {names} but the model has tasks {model.tasks}")
+    if set(names) != set(weighting.tasks):
+        raise KeyError(f"the task specification names {names} but the weighting method has tasks {weighting.tasks}")
+    if weighting.requires_representation and not model.has_shared_representation:
+        raise ValueError(
+            f"{type(weighting).__name__} works on the shared representation, but "
+            f"{type(model).__name__} has none (has_shared_representation=False)"
+        )
+
+
+def _check_optimizer(optimizer: torch.optim.Optimizer, weighting: WeightingMethod) -> None:
+    optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    missing = [name for name, p in weighting.named_parameters() if id(p) not in optimised]
+    if missing:
+        raise ValueError(
+            f"{type(weighting).__name__} has learnable parameters {missing} that the optimiser does not "
+            "update; add weighting.parameters() to it (or let fit create the optimiser)"
+        )
+
+
+def fit(
+    model: MultiTaskModel,
+    tasks: Sequence[Task],
+    weighting: WeightingMethod | str,
+    train_loader: Iterable[Any],
+    *,
+    val_loader: Iterable[Any] | None = None,
+    epochs: int = 10,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 1e-3,
+    device: torch.device | str | None = None,
+    amp: Amp = None,
+    penalty: Callable[[MultiTaskModel], torch.Tensor] | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train ``model`` on ``tasks`` with ``weighting`` and return the per-epoch history.
+
+    ``weighting`` is a method or a registered name. Without ``optimizer``,
+    Adam with ``lr`` optimises the model's and the weighting's parameters
+    (uncertainty's ``s``). ``amp="bf16"`` or ``"fp16"`` trains under autocast;
+    fp16 (CUDA only) uses a ``GradScaler``. ``penalty(model)`` is added to the
+    objective each step, e.g. ``lambda m: 0.01 * m.soft_sharing_penalty()``.
+    ``progress=False`` hides the tqdm bar.
+    """
+    device = get_device() if device is None else torch.device(device)
+    if isinstance(weighting, str):
+        weighting = get_weighting(weighting, [t.name for t in tasks])
+    _check_tasks(model, tasks, weighting)
+    if amp not in (None, "bf16", "fp16"):
+        raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError(f"amp='fp16' needs a CUDA device, got {device}; use amp='bf16' on the CPU")
+    model.to(device)
+    weighting.to(device)
+    if optimizer is None:
+        optimizer = torch.optim.Adam([*model.parameters(), *weighting.parameters()], lr=lr)
+    else:
+        _check_optimizer(optimizer, weighting)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    by_name = {t.name: t for t in tasks}
+    names = list(weighting.tasks)
+    state = TrainState(model, weighting, history=[])
+
+    epoch_iter: Iterable[int] = range(1, epochs + 1)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(epoch_iter, desc="epochs", total=epochs)
+        epoch_iter = bar
+    for epoch in epoch_iter:
+        state.epoch = epoch
+        start = time.perf_counter()
+        model.train()
+        active = list(weighting.active)
+        step_losses: list[torch.Tensor] = []
+        step_weights: list[torch.Tensor] = []
+        labelled_batches = dict.fromkeys(active, 0)
+        for batch in train_loader:
+            x, ys, ms = split_batch(batch)
+            _check_keys("targets", ys, names)
+            _check_keys("masks", ms, names)
+            x, ys, ms = x.to(device, non_blocking=True), _to_device(ys, device), _to_device(ms, device)
+            optimizer.zero_grad(set_to_none=True)
+            with _autocast(device, amp):
+                if weighting.requires_representation:
+                    representation = model.encode(x)
+                    outputs = model.decode(representation)
+                else:
+                    representation = None
+                    outputs = model(x)
+                losses = {}
+                for name in active:
+                    if name in ys:
+                        losses[name] = by_name[name].loss(outputs[name], ys[name], ms.get(name))
+                        labelled_batches[name] += 1
+                    else:
+                        losses[name] = outputs[name].sum() * 0.0
+            grad_scale = scaler.scale(torch.ones((), device=device)) if scaler is not None else None
+            step_weights.append(weighting.backward(losses, model, representation=representation, grad_scale=grad_scale))
+            if penalty is not None:
+                extra = penalty(model)
+                (extra if grad_scale is None else extra * grad_scale).backward()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            step_losses.append(torch.stack(list(losses.values())).detach())
+
+        # one synchronisation per epoch: every step's losses and weights at once
+        all_losses = torch.stack(step_losses).float().cpu() if step_losses else torch.zeros(0, len(active))
+        finite = torch.isfinite(all_losses)
+        for j, name in enumerate(active):
+            if not finite[:, j].all():
+                bad_step = int((~finite[:, j]).nonzero()[0])
+                raise FloatingPointError(
+                    f"the loss of task {name!r} is not finite at epoch {epoch}, step {bad_step} "
+                    "(its first occurrence in the epoch); check the targets, the learning rate, "
+                    "or the task's loss scale"
+                )
+        sums = dict(zip(active, all_losses.sum(dim=0).tolist()))
+        weight_means = (torch.stack(step_weights).float().mean(dim=0).tolist() if step_weights
+                        else [math.nan] * len(names))
+        row: dict[str, float] = {"epoch": epoch}
+        train_means = {}
+        for i, name in enumerate(names):
+            train_means[name] = sums[name] / labelled_batches[name] if labelled_batches.get(name) else math.nan
+            row[f"{name}/train_loss"] = train_means[name]
+            row[f"{name}/weight"] = weight_means[i]
+        row["train_loss"] = sum(train_means[n] for n in weighting.active)
+        weighting.on_epoch_end({n: train_means[n] for n in weighting.active})
+        if val_loader is not None:
+            row.update(evaluate(model, tasks, val_loader, device, amp))
+        row["time_s"] = time.perf_counter() - start
+        state.history.append(row)
+        for callback in callbacks:
+            callback.on_epoch_end(state)
+        if bar is not None:
+            bar.set_postfix(train_loss=f"{row['train_loss']:.4g}")
+        if state.stop:
+            break
+    for callback in callbacks:
+        callback.on_train_end(state)
+    return pd.DataFrame(state.history)

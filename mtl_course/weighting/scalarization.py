@@ -1,0 +1,83 @@
+"""Static and random scalarisations: ``L = sum_i w_i L_i`` with weights that do not learn.
+
+* :class:`EqualWeighting` -- ``w_i = 1`` (the "uniform scaling" baseline).
+* :class:`FixedWeighting` -- hand-set ``lambda_i``, e.g. HyperFace's
+  ``lambda_D = 1, lambda_L = 5, lambda_V = 0.5, lambda_P = 5, lambda_G = 2``
+  (Ranjan et al., arXiv 1603.01249, as printed on the slides).
+* :class:`RandomLossWeighting` -- Lin et al., "Reasonable Effectiveness of
+  Random Weighting", TMLR 2022, arXiv 2111.10603: every step draws
+  ``lambda_tilde ~ N(0, I)`` and uses ``w = softmax(lambda_tilde)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from mtl_course.weighting.base import LossWeighting, register
+
+
+@register("equal")
+class EqualWeighting(LossWeighting):
+    """``L = sum_i L_i``: every task has weight 1.
+
+    >>> p = torch.nn.Parameter(torch.tensor(1.0))
+    >>> EqualWeighting(["a", "b"]).backward({"a": 2 * p, "b": 3 * p}).tolist()
+    [1.0, 1.0]
+    >>> p.grad.item()
+    5.0
+    """
+
+    def weights(self, losses: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(losses)
+
+
+@register("fixed")
+class FixedWeighting(LossWeighting):
+    """``L = sum_i lambda_i L_i`` with fixed ``lambda_i`` given per task.
+
+    ``weights`` must name exactly the tasks; a missing or unknown task is an
+    error rather than a silent default.
+
+    >>> FixedWeighting(["a", "b"], weights={"a": 1.0})
+    Traceback (most recent call last):
+    ...
+    KeyError: "fixed weights must cover exactly the tasks ['a', 'b']; missing ['b'], unexpected []"
+    """
+
+    def __init__(self, tasks: Sequence[str], weights: Mapping[str, float]) -> None:
+        super().__init__(tasks)
+        missing = [t for t in self.tasks if t not in weights]
+        extra = [t for t in weights if t not in self.tasks]
+        if missing or extra:
+            raise KeyError(
+                f"fixed weights must cover exactly the tasks {self.tasks}; "
+                f"missing {missing}, unexpected {extra}"
+            )
+        self.register_buffer("lambdas", torch.tensor([float(weights[t]) for t in self.tasks]))
+
+    def weights(self, losses: torch.Tensor) -> torch.Tensor:
+        return self.lambdas[self.active_index].to(losses.dtype)
+
+
+@register("rlw")
+class RandomLossWeighting(LossWeighting):
+    """Random loss weighting: ``w = softmax(lambda_tilde)``, ``lambda_tilde ~ N(0, I)`` each step.
+
+    ``seed`` seeds the method's own generator, so a run is reproducible
+    without touching the global random state.
+
+    >>> rlw = RandomLossWeighting(["a", "b", "c"], seed=0)
+    >>> w = rlw.weights(torch.zeros(3))
+    >>> round(float(w.sum()), 6), bool((w > 0).all())
+    (1.0, True)
+    """
+
+    def __init__(self, tasks: Sequence[str], seed: int = 0) -> None:
+        super().__init__(tasks)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def weights(self, losses: torch.Tensor) -> torch.Tensor:
+        draw = torch.randn(losses.shape[0], generator=self.generator)
+        return torch.softmax(draw, dim=0).to(device=losses.device, dtype=losses.dtype)

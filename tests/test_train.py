@@ -1,0 +1,190 @@
+"""The training loop: histories, partial labels, errors, callbacks, any method with any model."""
+
+from __future__ import annotations
+
+import copy
+import statistics
+
+import pytest
+import torch
+from _toy_models import ToyHardSharing, ToyNoRepresentation, single_thread  # noqa: F401
+
+from mtl_course.losses import cross_entropy, mse_loss
+from mtl_course.metrics import accuracy, mse
+from mtl_course.train import BestWeights, Task, TaskEarlyStopping, evaluate, fit, split_batch, tcdcn_criterion
+from mtl_course.weighting import available_methods, get_weighting
+
+TASKS = [Task("reg", mse_loss, {"mse": mse}), Task("cls", cross_entropy, {"accuracy": accuracy})]
+NAMES = ["reg", "cls"]
+
+
+def _data(n=64, seed=0, batch=16):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    reg = x @ torch.tensor([1.0, -2.0, 0.5, 0.0]) + 0.1 * torch.randn(n, generator=g)
+    cls = (x[:, 0] + x[:, 1] > 0).long()
+    return [(x[i : i + batch], {"reg": reg[i : i + batch], "cls": cls[i : i + batch]}) for i in range(0, n, batch)]
+
+
+def _model(cls=ToyHardSharing, seed=0):
+    torch.manual_seed(seed)
+    return cls(NAMES, out_dims={"cls": 2})
+
+
+def _hyper(name):
+    return {"weights": {"reg": 1.0, "cls": 0.5}} if name == "fixed" else {}
+
+
+def test_history_has_the_documented_columns_and_loss_falls(device):
+    history = fit(_model(), TASKS, "equal", _data(), val_loader=_data(seed=1), epochs=8, lr=0.01, device=device, progress=False)
+    assert list(history["epoch"]) == list(range(1, 9))
+    for column in ["reg/train_loss", "cls/train_loss", "reg/weight", "reg/val_loss", "reg/val_mse", "cls/val_accuracy", "val_loss", "train_loss", "time_s"]:
+        assert column in history
+    assert history["reg/train_loss"].iloc[-1] < 0.5 * history["reg/train_loss"].iloc[0]
+    assert (history["reg/weight"] == 1.0).all()
+
+
+@pytest.mark.parametrize("name", available_methods())
+def test_every_method_trains_the_hard_sharing_model(name, device):
+    method = get_weighting(name, NAMES, **_hyper(name))
+    history = fit(_model(), TASKS, method, _data(), epochs=3, lr=0.01, device=device, progress=False)
+    assert history[["reg/train_loss", "cls/train_loss"]].notna().all().all()
+    assert history["reg/train_loss"].iloc[-1] < history["reg/train_loss"].iloc[0]
+
+
+def test_train_losses_are_epoch_means_of_the_batch_losses(device):
+    data = _data()
+    model = _model()
+    reference = copy.deepcopy(model).to(device)
+    history = fit(model, TASKS, "equal", data, epochs=1, lr=0.01, device=device, progress=False)
+    optimizer = torch.optim.Adam(reference.parameters(), lr=0.01)
+    batch_losses = []
+    for x, y in data:
+        out = reference(x.to(device))
+        losses = [mse_loss(out["reg"], y["reg"].to(device)), cross_entropy(out["cls"], y["cls"].to(device))]
+        optimizer.zero_grad()
+        sum(losses).backward()
+        optimizer.step()
+        batch_losses.append([loss.item() for loss in losses])
+    assert history["reg/train_loss"].iloc[0] == pytest.approx(statistics.mean(b[0] for b in batch_losses), rel=1e-5)
+    assert history["cls/train_loss"].iloc[0] == pytest.approx(statistics.mean(b[1] for b in batch_losses), rel=1e-5)
+
+
+def test_partially_labelled_batches_dicts_masks_and_nan(device):
+    data = _data()
+    partial = [
+        {"x": data[0][0], "targets": {"reg": data[0][1]["reg"]}},  # no class labels at all
+        (data[1][0], {"cls": data[1][1]["cls"]}),  # no regression labels
+        (data[2][0], data[2][1], {"cls": torch.tensor([True, False] * 8)}),  # half the class labels
+        (data[3][0], {"reg": torch.where(torch.arange(16) < 8, data[3][1]["reg"], float("nan")), "cls": data[3][1]["cls"]}),
+    ]
+    for name in ["equal", "mgda_ub", "pcgrad"]:
+        history = fit(_model(), TASKS, name, partial, val_loader=partial, epochs=2, device=device, progress=False)
+        assert history.notna().all().all(), name
+
+
+def test_nan_loss_names_task_epoch_and_step(device):
+    data = _data()
+    data[2][1]["reg"] = data[2][1]["reg"].clone()
+    data[2][1]["reg"][0] = float("inf")
+    with pytest.raises(FloatingPointError, match="task 'reg' is not finite at epoch 1, step 2"):
+        fit(_model(), TASKS, "equal", data, epochs=1, device=device, progress=False)
+
+
+def test_mismatched_tasks_and_targets_are_explained(device):
+    with pytest.raises(KeyError, match=r"the weighting method has tasks \['reg', 'other'\]"):
+        fit(_model(), TASKS, get_weighting("equal", ["reg", "other"]), _data(), epochs=1, device=device, progress=False)
+    with pytest.raises(KeyError, match=r"targets for unknown task\(s\) \['seg'\]"):
+        fit(_model(), TASKS, "equal", [(torch.zeros(2, 4), {"seg": torch.zeros(2)})], epochs=1, device=device, progress=False)
+    with pytest.raises(ValueError, match="ToyNoRepresentation has none"):
+        fit(_model(ToyNoRepresentation), TASKS, "mgda_ub", _data(), epochs=1, device=device, progress=False)
+    with pytest.raises(TypeError, match="a batch must be"):
+        split_batch(torch.zeros(3))
+
+
+def test_optimizer_must_update_learnable_weights(device):
+    model = _model()
+    with pytest.raises(ValueError, match=r"learnable parameters \['log_var'\]"):
+        fit(model, TASKS, "uncertainty", _data(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), device=device, progress=False)
+
+
+def test_uncertainty_weights_are_learned_by_fit(device):
+    method = get_weighting("uncertainty", NAMES, kinds={"cls": "classification"})
+    history = fit(_model(), TASKS, method, _data(), epochs=3, lr=0.05, device=device, progress=False)
+    assert not torch.equal(method.log_var.detach().cpu(), torch.zeros(2))
+    assert history["reg/weight"].iloc[-1] != history["reg/weight"].iloc[0]
+
+
+def test_penalty_gradient_is_added_each_step(device):
+    data = _data()[:1]
+    model = _model()
+    reference = copy.deepcopy(model).to(device)
+    penalty = lambda m: 0.3 * sum((p**2).sum() for p in m.shared_parameters())  # noqa: E731
+    fit(model, TASKS, "equal", data, epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), penalty=penalty, device=device, progress=False)
+    x, y = data[0]
+    out = reference(x.to(device))
+    total = mse_loss(out["reg"], y["reg"].to(device)) + cross_entropy(out["cls"], y["cls"].to(device)) + penalty(reference)
+    total.backward()
+    with torch.no_grad():
+        for p, q in zip(model.parameters(), reference.parameters()):
+            torch.testing.assert_close(p, q - 0.1 * q.grad)
+
+
+def test_best_weights_restores_the_best_epoch(device):
+    model = _model()
+    best = BestWeights(monitor="reg/val_loss")
+    snapshots = []
+
+    class Snapshot(BestWeights):
+        def on_epoch_end(self, state):
+            snapshots.append(copy.deepcopy(state.model.state_dict()))
+
+    history = fit(model, TASKS, "equal", _data(), val_loader=_data(seed=2), epochs=6, lr=0.3, device=device,
+                  callbacks=[Snapshot(), best], progress=False)
+    best_epoch = int(history["reg/val_loss"].idxmin()) + 1
+    assert best.best_epoch == best_epoch
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, snapshots[best_epoch - 1][key])
+    assert evaluate(model, TASKS, _data(seed=2), device)["reg/val_loss"] == pytest.approx(history["reg/val_loss"].min(), rel=1e-5)
+
+
+def test_tcdcn_criterion_as_printed():
+    errors = [2.0, 1.2, 1.0, 0.9, 0.95]
+    k, lam, val = 3, 0.5, 1.4
+    window = errors[-4:]
+    med = sorted(window)[1:3]
+    med = (med[0] + med[1]) / 2
+    expected = (k * med / (sum(window) - k * med)) * ((val - min(errors)) / (lam * min(errors)))
+    assert tcdcn_criterion(errors, val, k, lam) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="k \\+ 1 = 4 training errors, got 2"):
+        tcdcn_criterion(errors[:2], val, k, lam)
+
+
+def test_task_early_stopping_deactivates_the_auxiliary_task(device):
+    stopper = TaskEarlyStopping("cls", k=2, epsilon=0.0)  # epsilon 0: stops at the first check with E_val > min E_tr
+    method = get_weighting("equal", NAMES)
+    flipped = [(x, {"reg": y["reg"], "cls": 1 - y["cls"]}) for x, y in _data(seed=3)]  # the auxiliary task overfits
+    history = fit(_model(), TASKS, method, _data(), val_loader=flipped, epochs=5, lr=0.01, device=device,
+                  callbacks=[stopper], progress=False)
+    assert len(stopper.values) == 1 and stopper.values[0] > 0
+    assert stopper.stopped_epoch == 3 and method.active == ["reg"]
+    assert history["cls/weight"].iloc[3:].eq(0).all() and history["cls/train_loss"].iloc[3:].isna().all()
+    assert history["reg/train_loss"].iloc[3:].notna().all()
+
+
+def test_bf16_autocast_and_progress_bar_run(device, capsys):
+    history = fit(_model(), TASKS, "pcgrad", _data(), val_loader=_data(seed=4), epochs=2, device=device, amp="bf16")
+    assert history[["reg/train_loss", "cls/val_accuracy"]].notna().all().all()
+    assert "epochs" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 with a GradScaler needs CUDA")
+@pytest.mark.parametrize("name", ["equal", "uncertainty", "gradnorm", "mgda", "cagrad"])
+def test_fp16_with_grad_scaler_on_cuda(name):
+    history = fit(_model(), TASKS, get_weighting(name, NAMES), _data(), epochs=3, device="cuda", amp="fp16", progress=False)
+    assert history["reg/train_loss"].notna().all()
+
+
+def test_fp16_on_cpu_is_refused():
+    with pytest.raises(ValueError, match="amp='fp16' needs a CUDA device"):
+        fit(_model(), TASKS, "equal", _data(), device="cpu", amp="fp16", progress=False)

@@ -8,6 +8,7 @@
 #   JUPYTER_ARGS="--no-browser --ip=127.0.0.1 --allow-root"   flags for a headless or root session
 #   PYTEST_ARGS="-x -k lasso"    extra pytest arguments
 #   JOBS=2                       pytest-xdist workers (0 disables xdist)
+#   TEST_THREADS=1               torch threads per worker and notebook kernel during tests
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,6 +17,9 @@ TORCH_SPEC ?= torch==2.13.0
 JUPYTER_ARGS ?=
 PYTEST_ARGS ?=
 JOBS ?= 2
+# Two workers on two cores: one torch thread each. More threads than cores
+# makes OpenMP spin and slows small models down many times over.
+TEST_THREADS ?= 1
 STAMP := $(VENV)/.installed
 
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
@@ -40,7 +44,7 @@ course: setup
 
 ## test: the whole suite: unit tests, doctests, notebooks under nbval, conventions
 test: setup
-	$(BIN)/python -m pytest $(XDIST) $(NBVAL) --doctest-modules \
+	OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest $(XDIST) $(NBVAL) --doctest-modules \
 		tests mtl_course lectures solutions $(PYTEST_ARGS); \
 	status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure here" >&2; exit 1; fi; \
@@ -48,7 +52,7 @@ test: setup
 
 ## test-fast: unit tests and doctests only (no notebooks)
 test-fast: setup
-	$(BIN)/python -m pytest $(XDIST) --doctest-modules tests mtl_course $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest $(XDIST) --doctest-modules tests mtl_course $(PYTEST_ARGS)
 
 ## notebooks: re-execute every lecture and solution in place (stores fresh outputs)
 notebooks: setup

@@ -1,16 +1,19 @@
-"""Toy images with two tasks: segment the shape, and say which shape it is.
+"""Toy "lesion" images with two tasks: segment the lesion, and diagnose it.
 
-Each grey image holds one bright shape, a disc or a square, of random size
+Each grey image holds one bright lesion, a disc or a square, of random size
 and position, under Gaussian noise. Two tasks read the same pixels:
 
-* segmentation: the binary mask of the shape (a dense, per-pixel label);
-* classification: disc (0) or square (1) (one label per image).
+* segmentation: the binary mask of the lesion (a dense, per-pixel label);
+* diagnosis: whether the lesion is large (its area exceeds ``large_area``
+  pixels), one label per image, as size thresholds drive many clinical
+  decisions (e.g. the diameter of an aneurysm or a nodule).
 
 It stands in for the segmentation-plus-diagnosis pairs of medical imaging
 (e.g. Y-Net, Mehta et al., MICCAI 2018, arXiv 1806.01313): the mask says
-*where* the object is, which is exactly what the image-level label needs,
-so a shared encoder can pass what it learns from one task to the other.
-Everything is generated from a seed; nothing is downloaded.
+*where* the lesion is and how big, which is what the diagnosis needs, so a
+shared encoder can pass what it learns from one task to the other. The
+shape (disc or square) is kept as a third, nuisance label. Everything is
+generated from a seed; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -24,21 +27,23 @@ SHAPE_NAMES = ("disc", "square")
 
 @dataclass(frozen=True)
 class ShapesData:
-    """Images ``x`` (n, 1, size, size), masks ``mask`` (n, size, size) in {0, 1}, labels ``label`` (n,)."""
+    """Images ``x`` (n, 1, size, size), masks ``mask`` (n, size, size) in {0, 1},
+    ``diagnosis`` (n,) in {0: small, 1: large} and ``shape`` (n,) in {0: disc, 1: square}."""
 
     x: torch.Tensor
     mask: torch.Tensor
-    label: torch.Tensor
+    diagnosis: torch.Tensor
+    shape: torch.Tensor
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def targets(self) -> dict[str, torch.Tensor]:
         """The targets as ``{task: tensor}``, the course's batch convention."""
-        return {"segmentation": self.mask, "classification": self.label}
+        return {"segmentation": self.mask, "diagnosis": self.diagnosis}
 
     def subset(self, index: slice | torch.Tensor) -> "ShapesData":
-        return ShapesData(self.x[index], self.mask[index], self.label[index])
+        return ShapesData(self.x[index], self.mask[index], self.diagnosis[index], self.shape[index])
 
 
 def make_shapes(
@@ -46,17 +51,23 @@ def make_shapes(
     size: int = 16,
     noise: float = 0.5,
     radius: tuple[float, float] = (2.5, 5.0),
+    large_area: int = 42,
     seed: int = 0,
 ) -> ShapesData:
-    """Generate ``n`` noisy images with one disc or square each.
+    """Generate ``n`` noisy images with one disc or square lesion each.
+
+    ``diagnosis`` is 1 when the lesion covers more than ``large_area``
+    pixels (the default splits the default size range about in half).
 
     A disc of radius ``r`` holds the pixels with ``‖p − c‖₂ ≤ r``; a square of
     the same area holds those with ``‖p − c‖_∞ ≤ r·√π/2``, so the two classes
     cannot be told apart by brightness alone.
 
     >>> data = make_shapes(4, size=12, seed=0)
-    >>> tuple(data.x.shape), tuple(data.mask.shape), data.label.tolist()
+    >>> tuple(data.x.shape), tuple(data.mask.shape), data.shape.tolist()
     ((4, 1, 12, 12), (4, 12, 12), [0, 1, 1, 0])
+    >>> bool(torch.equal(data.diagnosis, (data.mask.sum((1, 2)) > 42).long()))
+    True
     >>> bool(((data.mask == 0) | (data.mask == 1)).all())
     True
     """
@@ -66,7 +77,7 @@ def make_shapes(
     if not 0 < low <= high < size / 2:
         raise ValueError(f"radius range {radius} must satisfy 0 < low <= high < size/2 = {size / 2}")
     g = torch.Generator().manual_seed(seed)
-    label = torch.randint(0, 2, (n,), generator=g)
+    shape = torch.randint(0, 2, (n,), generator=g)
     r = low + (high - low) * torch.rand(n, generator=g)
     margin = r + 0.5
     centre = margin[:, None] + (size - 1 - 2 * margin[:, None]) * torch.rand(n, 2, generator=g)
@@ -76,6 +87,7 @@ def make_shapes(
     disc = dx**2 + dy**2 <= r[:, None, None] ** 2
     half_side = r * (torch.pi**0.5) / 2
     square = torch.maximum(dx.abs(), dy.abs()) <= half_side[:, None, None]
-    mask = torch.where(label[:, None, None] == 1, square, disc).long()
+    mask = torch.where(shape[:, None, None] == 1, square, disc).long()
     x = mask.float() + noise * torch.randn(n, size, size, generator=g)
-    return ShapesData(x.unsqueeze(1), mask, label)
+    diagnosis = (mask.sum((1, 2)) > large_area).long()
+    return ShapesData(x.unsqueeze(1), mask, diagnosis, shape)

@@ -1,0 +1,63 @@
+"""Multi-task architectures; every model maps a batch to ``{task: output}``.
+
+* :class:`SingleTask` -- one independent network per task (the baseline).
+* :class:`HardSharing` -- one shared trunk, one head per task.
+* :class:`SoftSharing` -- one column per task, a penalty pulls them together.
+* :class:`CrossStitchNetwork` -- columns mixed by cross-stitch units (Misra et al., CVPR 2016).
+* :class:`SluiceNetwork` -- columns mixed subspace-wise, with layer stitching (Ruder et al., AAAI 2019).
+
+All follow the contract of :class:`MultiTaskModel`.
+
+>>> import torch
+>>> from mtl_course.models import HardSharing
+>>> model = HardSharing.mlp(in_features=20, hidden=[32, 32], tasks={"a": 1, "b": 1})
+>>> sorted(model(torch.zeros(4, 20)))
+['a', 'b']
+"""
+
+from __future__ import annotations
+
+from mtl_course.models.base import MultiTaskModel
+from mtl_course.models.blocks import (
+    CNNTrunk,
+    DenseHead,
+    LinearHead,
+    MLPTrunk,
+    StagedEncoder,
+    UNetDecoder,
+    UNetEncoder,
+)
+from mtl_course.models.cross_stitch import (
+    CrossStitchFunction,
+    CrossStitchNetwork,
+    CrossStitchUnit,
+    cross_stitch,
+    cross_stitch_reference,
+)
+from mtl_course.models.hard_sharing import HardSharing
+from mtl_course.models.single_task import SingleTask
+from mtl_course.models.sluice import SluiceNetwork, SluiceUnit
+from mtl_course.models.soft_sharing import SoftSharing, squared_l2_penalty, trace_norm_penalty
+
+__all__ = [
+    "CNNTrunk",
+    "CrossStitchFunction",
+    "CrossStitchNetwork",
+    "CrossStitchUnit",
+    "DenseHead",
+    "HardSharing",
+    "LinearHead",
+    "MLPTrunk",
+    "MultiTaskModel",
+    "SingleTask",
+    "SluiceNetwork",
+    "SluiceUnit",
+    "SoftSharing",
+    "StagedEncoder",
+    "UNetDecoder",
+    "UNetEncoder",
+    "cross_stitch",
+    "cross_stitch_reference",
+    "squared_l2_penalty",
+    "trace_norm_penalty",
+]

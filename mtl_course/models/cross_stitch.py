@@ -1,0 +1,412 @@
+r"""Cross-stitch networks (Misra, Shrivastava, Gupta & Hebert, CVPR 2016, arXiv 1604.03539).
+
+One network ("column") per task; between two stages a cross-stitch unit
+replaces the activation maps of the :math:`T` columns by linear combinations
+of them, at every location (batch element, pixel) of the maps:
+
+.. math::
+
+    \tilde x_i = \sum_{j=1}^{T} \alpha_{ij}\, x_j, \qquad i = 1, \dots, T.
+
+With :math:`T = 2` this is the paper's Eq. 1,
+:math:`[\tilde x_A; \tilde x_B] = [[\alpha_{AA}, \alpha_{AB}], [\alpha_{BA}, \alpha_{BB}]]\,[x_A; x_B]`.
+There is either one :math:`T \times T` matrix per channel ("per channel", the
+paper's NYU-v2 networks) or one for the whole layer ("per layer", the paper's
+detection + attributes networks, where per channel was unstable).
+
+**Backward pass.** Write the columns at one channel as the rows of a matrix
+:math:`X \in \mathbb{R}^{T \times L}` (:math:`L` = batch size times number of
+pixels), so that the unit is :math:`\tilde X = A X`. For a loss :math:`\mathcal L`
+with :math:`G = \partial \mathcal L / \partial \tilde X`,
+
+.. math::
+
+    \frac{\partial \mathcal L}{\partial x_j} = \sum_i \alpha_{ij}\,
+    \frac{\partial \mathcal L}{\partial \tilde x_i}
+    \quad (\text{i.e. } A^\top G), \qquad
+    \frac{\partial \mathcal L}{\partial \alpha_{ij}} = \sum_{\text{locations}}
+    \frac{\partial \mathcal L}{\partial \tilde x_i}\, x_j
+    \quad (\text{i.e. } G X^\top),
+
+summed over the batch and the spatial positions (per channel when per
+channel). These are the paper's Eqs. 2 and 3 for general :math:`T`.
+:class:`CrossStitchFunction` implements exactly these two lines;
+:func:`cross_stitch_reference` is the forward pass written with ``einsum``
+whose gradients autograd derives, so the two can be compared.
+
+Initialisation: :math:`\alpha_{ii} = \alpha_S`, :math:`\alpha_{ij} = \alpha_D`
+(:math:`i \ne j`), default :math:`(\alpha_S, \alpha_D) = (0.9, 0.1)`, the best
+row of the paper's Table 1. A convex combination is only the starting
+point, not a constraint. For :math:`T > 2` this module uses :math:`\alpha_D`
+for *every* pair, so a row sums to :math:`\alpha_S + (T-1)\alpha_D` (1.1 for
+three tasks); pass ``alpha_init=(0.9, 0.1 / (T - 1))`` for rows that sum to 1.
+
+Learning rate of the :math:`\alpha`: the paper multiplies it by
+:math:`10^2`--:math:`10^3` (Caffe ``lr_mult``, Table 2) because the
+:math:`\alpha` start one to two orders of magnitude larger than the network
+weights. Give :meth:`CrossStitchNetwork.cross_stitch_parameters` their own
+optimizer parameter group; with Adam a factor of about 10 is a reasonable
+analogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from mtl_course.models.base import (
+    MultiTaskModel,
+    check_same_tasks,
+    check_task_outputs,
+    last_layer_parameters,
+)
+from mtl_course.models.blocks import CNNTrunk, LinearHead, MLPTrunk, StagedEncoder
+
+
+def cross_stitch_init(
+    num_columns: int, alpha_init: tuple[float, float] = (0.9, 0.1), num_channels: int | None = None
+) -> torch.Tensor:
+    """The initial ``alpha``: ``alpha_S`` on the diagonal, ``alpha_D`` everywhere else.
+
+    Shape ``(T, T)``, or ``(C, T, T)`` (one matrix per channel) when
+    ``num_channels`` is given.
+
+    >>> cross_stitch_init(3, (0.9, 0.1))
+    tensor([[0.9000, 0.1000, 0.1000],
+            [0.1000, 0.9000, 0.1000],
+            [0.1000, 0.1000, 0.9000]])
+    """
+    if len(alpha_init) != 2:
+        raise ValueError(f"alpha_init must be a pair (alpha_S, alpha_D), got {alpha_init!r}")
+    alpha_same, alpha_diff = (float(a) for a in alpha_init)
+    alpha = torch.full((num_columns, num_columns), alpha_diff)
+    alpha.fill_diagonal_(alpha_same)
+    if num_channels is not None:
+        alpha = alpha.expand(num_channels, num_columns, num_columns).clone()
+    return alpha
+
+
+def _stack_columns(xs: Sequence[torch.Tensor], alpha: torch.Tensor) -> torch.Tensor:
+    """Check that ``xs`` fit ``alpha`` and stack them into ``(T, N, C, ...)``."""
+    if isinstance(xs, torch.Tensor):
+        raise TypeError("pass the columns as a list of T tensors, not one tensor")
+    num_columns = alpha.shape[-1]
+    if alpha.ndim not in (2, 3) or alpha.shape[-2] != num_columns:
+        raise ValueError(f"alpha must have shape (T, T) or (C, T, T), got {tuple(alpha.shape)}")
+    if len(xs) != num_columns:
+        raise ValueError(
+            f"this cross-stitch unit mixes {num_columns} columns (alpha is {tuple(alpha.shape)}), "
+            f"got {len(xs)} inputs"
+        )
+    first = xs[0]
+    for j, x in enumerate(xs):
+        if x.shape != first.shape:
+            raise ValueError(
+                "cross-stitch inputs must all have the same shape; "
+                f"column 0 has {tuple(first.shape)}, column {j} has {tuple(x.shape)}"
+            )
+        if x.device != first.device:
+            raise ValueError(
+                f"cross-stitch inputs must be on one device; column 0 is on {first.device}, column {j} on {x.device}"
+            )
+    if first.ndim < 2:
+        raise ValueError(f"cross-stitch inputs must have shape (N, C, ...), got {tuple(first.shape)}")
+    if alpha.ndim == 3 and alpha.shape[0] != first.shape[1]:
+        raise ValueError(
+            f"per-channel alpha has {alpha.shape[0]} channels but the inputs have "
+            f"{first.shape[1]} (shape {tuple(first.shape)})"
+        )
+    return torch.stack(list(xs))
+
+
+def _channel_rows(stacked: torch.Tensor, per_channel: bool) -> torch.Tensor:
+    """``(T, N, C, ...)`` -> ``(C, T, L)`` per channel, ``(1, T, L)`` per layer: one X per matrix."""
+    num_columns = stacked.shape[0]
+    if per_channel:
+        return stacked.movedim(2, 0).reshape(stacked.shape[2], num_columns, -1)
+    return stacked.reshape(1, num_columns, -1)
+
+
+def _from_channel_rows(rows: torch.Tensor, shape: torch.Size, per_channel: bool) -> torch.Tensor:
+    """Inverse of :func:`_channel_rows`."""
+    if per_channel:
+        channels_first = (shape[2], shape[0], shape[1], *shape[3:])
+        return rows.reshape(channels_first).movedim(0, 2)
+    return rows.reshape(shape)
+
+
+class CrossStitchFunction(torch.autograd.Function):
+    r"""The cross-stitch unit with its backward pass written by hand.
+
+    ``CrossStitchFunction.apply(stacked, alpha)``: ``stacked`` holds the
+    :math:`T` columns, shape ``(T, N, C, ...)``; ``alpha`` is ``(T, T)``
+    (per layer) or ``(C, T, T)`` (per channel). With :math:`X` the columns
+    as rows (one :math:`X` per channel when per channel),
+
+    * forward: :math:`\tilde X = A X`;
+    * backward: :math:`\partial\mathcal L/\partial X = A^\top G` and
+      :math:`\partial\mathcal L/\partial A = G X^\top`, :math:`G = \partial\mathcal L/\partial\tilde X`.
+
+    All inputs must share one dtype; :func:`cross_stitch` takes care of that
+    (and of autocast) before it calls this function.
+    """
+
+    @staticmethod
+    def forward(ctx, stacked: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        per_channel = alpha.ndim == 3
+        ctx.save_for_backward(stacked, alpha)
+        ctx.per_channel = per_channel
+        matrices = alpha if per_channel else alpha.unsqueeze(0)
+        mixed = matrices @ _channel_rows(stacked, per_channel)
+        return _from_channel_rows(mixed, stacked.shape, per_channel)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx, grad_output: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        stacked, alpha = ctx.saved_tensors
+        per_channel = ctx.per_channel
+        matrices = alpha if per_channel else alpha.unsqueeze(0)
+        grad_rows = _channel_rows(grad_output, per_channel)  # G
+        grad_stacked = grad_alpha = None
+        with torch.autocast(grad_output.device.type, enabled=False):
+            if ctx.needs_input_grad[0]:
+                # dL/dx_j = sum_i alpha_ij dL/dx~_i  ->  A^T G
+                grad_stacked = _from_channel_rows(matrices.mT @ grad_rows, stacked.shape, per_channel)
+            if ctx.needs_input_grad[1]:
+                # dL/dalpha_ij = sum over locations of dL/dx~_i * x_j  ->  G X^T
+                grad_matrices = grad_rows @ _channel_rows(stacked, per_channel).mT
+                grad_alpha = grad_matrices if per_channel else grad_matrices[0]
+        return grad_stacked, grad_alpha
+
+
+def cross_stitch(xs: Sequence[torch.Tensor], alpha: torch.Tensor) -> list[torch.Tensor]:
+    """Mix ``T`` columns with ``alpha`` through :class:`CrossStitchFunction`.
+
+    ``xs``: ``T`` tensors of one shape ``(N, C, ...)``; ``alpha``: ``(T, T)``
+    or ``(C, T, T)``. Under autocast the unit computes in the autocast dtype
+    (it is a matrix product, which autocast runs in low precision);
+    otherwise in the inputs' dtype, to which ``alpha`` is cast.
+
+    >>> a, b = torch.ones(1, 2), torch.zeros(1, 2)
+    >>> cross_stitch([a, b], cross_stitch_init(2, (0.9, 0.1)))
+    [tensor([[0.9000, 0.9000]]), tensor([[0.1000, 0.1000]])]
+    """
+    stacked = _stack_columns(xs, alpha)
+    device_type = stacked.device.type
+    if torch.is_autocast_enabled(device_type):
+        dtype = torch.get_autocast_dtype(device_type)
+    else:
+        dtypes = {x.dtype for x in xs}
+        if len(dtypes) > 1:
+            raise TypeError(
+                f"cross-stitch inputs must share one dtype outside autocast, got {sorted(map(str, dtypes))}"
+            )
+        dtype = stacked.dtype
+    with torch.autocast(device_type, enabled=False):
+        mixed = CrossStitchFunction.apply(stacked.to(dtype), alpha.to(dtype))
+    return list(mixed.unbind(0))
+
+
+def cross_stitch_reference(xs: Sequence[torch.Tensor], alpha: torch.Tensor) -> list[torch.Tensor]:
+    """The plain forward pass, ``x~_i = sum_j alpha_ij x_j``, for autograd to differentiate.
+
+    Same arguments as :func:`cross_stitch`; used to check the hand-written
+    backward pass of :class:`CrossStitchFunction`.
+
+    >>> _ = torch.manual_seed(0)
+    >>> xs, alpha = [torch.randn(4, 3), torch.randn(4, 3)], torch.rand(3, 2, 2)
+    >>> all(torch.allclose(p, q) for p, q in zip(cross_stitch(xs, alpha), cross_stitch_reference(xs, alpha)))
+    True
+    """
+    stacked = _stack_columns(xs, alpha)
+    if alpha.ndim == 2:
+        mixed = torch.einsum("ij,j...->i...", alpha, stacked)
+    else:
+        mixed = torch.einsum("cij,jnc...->inc...", alpha, stacked)
+    return list(mixed.unbind(0))
+
+
+class CrossStitchUnit(nn.Module):
+    """A learnable cross-stitch unit between one stage of ``num_columns`` columns.
+
+    ``per_channel=True`` learns one ``T x T`` matrix per channel (``alpha``
+    has shape ``(C, T, T)``); ``per_channel=False`` one for the whole layer
+    (``(T, T)``). See the module docstring for the initialisation.
+
+    >>> unit = CrossStitchUnit(num_columns=2, num_channels=4)
+    >>> tuple(unit.alpha.shape)
+    (4, 2, 2)
+    >>> [tuple(y.shape) for y in unit([torch.zeros(8, 4), torch.zeros(8, 4)])]
+    [(8, 4), (8, 4)]
+    """
+
+    def __init__(
+        self,
+        num_columns: int,
+        num_channels: int,
+        per_channel: bool = True,
+        alpha_init: tuple[float, float] = (0.9, 0.1),
+    ) -> None:
+        super().__init__()
+        if num_columns < 2:
+            raise ValueError(f"a cross-stitch unit mixes at least 2 columns, got num_columns={num_columns}")
+        self.num_columns = num_columns
+        self.num_channels = num_channels
+        self.per_channel = per_channel
+        self.alpha_init = tuple(alpha_init)
+        self.alpha = nn.Parameter(cross_stitch_init(num_columns, alpha_init, num_channels if per_channel else None))
+
+    def forward(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        if len(xs) and xs[0].ndim >= 2 and xs[0].shape[1] != self.num_channels:
+            raise ValueError(
+                f"this cross-stitch unit was built for {self.num_channels} channels, "
+                f"got inputs of shape {tuple(xs[0].shape)}"
+            )
+        return cross_stitch(xs, self.alpha)
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_columns={self.num_columns}, num_channels={self.num_channels}, "
+            f"per_channel={self.per_channel}, alpha_init={self.alpha_init}"
+        )
+
+
+def check_matching_columns(columns: Mapping[str, StagedEncoder]) -> list[int]:
+    """Raise a ``ValueError`` unless all columns are staged encoders with the same stage widths."""
+    widths = {}
+    for task, column in columns.items():
+        if not isinstance(column, StagedEncoder):
+            raise TypeError(
+                f"column {task!r} must be a StagedEncoder (a list of stages), got {type(column).__name__}"
+            )
+        widths[task] = column.out_channels
+    first_task, first = next(iter(widths.items()))
+    for task, w in widths.items():
+        if w != first:
+            raise ValueError(
+                f"all columns must have the same stages; column {first_task!r} has stage widths "
+                f"{first}, column {task!r} has {w}"
+            )
+    return first
+
+
+class CrossStitchNetwork(MultiTaskModel):
+    """One column per task with a :class:`CrossStitchUnit` after every stage, then one head per task.
+
+    Misra et al., CVPR 2016, arXiv 1604.03539. ``columns`` are
+    :class:`~mtl_course.models.blocks.StagedEncoder` s with identical stage
+    widths; ``heads`` map each column's last stage to the task's output.
+
+    In the sense of the model contract the columns are *shared*: after the
+    first unit every task's output depends on every column. So
+    :meth:`shared_parameters` are the columns and the ``alpha``;
+    :meth:`task_parameters` are the heads. :meth:`column_parameters` gives
+    one column, :meth:`cross_stitch_parameters` the ``alpha`` for their own
+    optimizer parameter group:
+
+    >>> net = CrossStitchNetwork.mlp(in_features=20, hidden=[32, 32], tasks={"a": 1, "b": 1})
+    >>> alpha = list(net.cross_stitch_parameters())
+    >>> ids = {id(p) for p in alpha}
+    >>> optimizer = torch.optim.Adam([
+    ...     {"params": [p for p in net.parameters() if id(p) not in ids]},
+    ...     {"params": alpha, "lr": 10 * 1e-3},
+    ... ], lr=1e-3)
+    >>> {task: tuple(y.shape) for task, y in net(torch.zeros(8, 20)).items()}
+    {'a': (8, 1), 'b': (8, 1)}
+    """
+
+    def __init__(
+        self,
+        columns: Mapping[str, StagedEncoder],
+        heads: Mapping[str, nn.Module],
+        per_channel: bool = True,
+        alpha_init: tuple[float, float] = (0.9, 0.1),
+    ) -> None:
+        super().__init__(list(columns))
+        check_same_tasks("heads", heads, self.tasks)
+        if len(self.tasks) < 2:
+            raise ValueError(f"a cross-stitch network needs at least 2 tasks, got {self.tasks}")
+        widths = check_matching_columns(columns)
+        self.columns = nn.ModuleDict(columns)
+        self.heads = nn.ModuleDict({task: heads[task] for task in self.tasks})
+        self.units = nn.ModuleList(
+            CrossStitchUnit(len(self.tasks), width, per_channel=per_channel, alpha_init=alpha_init)
+            for width in widths
+        )
+
+    @classmethod
+    def mlp(
+        cls,
+        in_features: int,
+        hidden: Sequence[int],
+        tasks: Mapping[str, int],
+        per_channel: bool = True,
+        alpha_init: tuple[float, float] = (0.9, 0.1),
+    ) -> CrossStitchNetwork:
+        """Columns are :class:`MLPTrunk` s, heads :class:`LinearHead` s; ``tasks`` maps name -> output size."""
+        tasks = check_task_outputs(tasks)
+        return cls(
+            {t: MLPTrunk(in_features, hidden) for t in tasks},
+            {t: LinearHead(hidden[-1], dim) for t, dim in tasks.items()},
+            per_channel=per_channel,
+            alpha_init=alpha_init,
+        )
+
+    @classmethod
+    def cnn(
+        cls,
+        in_channels: int,
+        channels: Sequence[int],
+        tasks: Mapping[str, int],
+        per_channel: bool = True,
+        alpha_init: tuple[float, float] = (0.9, 0.1),
+    ) -> CrossStitchNetwork:
+        """Columns are :class:`CNNTrunk` s, heads pool globally and apply a :class:`LinearHead`."""
+        tasks = check_task_outputs(tasks)
+        return cls(
+            {t: CNNTrunk(in_channels, channels) for t in tasks},
+            {t: LinearHead(channels[-1], dim) for t, dim in tasks.items()},
+            per_channel=per_channel,
+            alpha_init=alpha_init,
+        )
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        for task in self.tasks:
+            self.columns[task].check_input(x)
+        hs = [x] * len(self.tasks)
+        for k, unit in enumerate(self.units):
+            hs = [self.columns[task].stages[k](h) for task, h in zip(self.tasks, hs)]
+            hs = unit(hs)
+        return {task: self.heads[task](h) for task, h in zip(self.tasks, hs)}
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.columns.parameters()
+        yield from self.units.parameters()
+
+    def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
+        self.check_task(task)
+        yield from self.heads[task].parameters()
+
+    def column_parameters(self, task: str) -> Iterator[nn.Parameter]:
+        """The parameters of ``task``'s column (not its head)."""
+        self.check_task(task)
+        yield from self.columns[task].parameters()
+
+    def cross_stitch_parameters(self) -> Iterator[nn.Parameter]:
+        """The ``alpha`` of every unit, for their own optimizer parameter group."""
+        for unit in self.units:
+            yield unit.alpha
+
+    def last_shared_layer(self) -> list[nn.Parameter]:
+        """The last layer of every column; each feeds every task through the last unit."""
+        return [p for task in self.tasks for p in last_layer_parameters(self.columns[task])]
+
+    def extra_repr(self) -> str:
+        per_channel = self.units[0].per_channel
+        return self.describe_sharing(
+            shared=f"columns (mixed after every stage) + alpha ({'per channel' if per_channel else 'per layer'})",
+            task_specific="heads.<task>",
+        )

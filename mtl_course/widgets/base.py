@@ -29,6 +29,7 @@ from typing import Any
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+from IPython import get_ipython
 from IPython.display import display
 
 
@@ -86,9 +87,10 @@ class Explorer:
         self.figure = plt.figure(figsize=self.figsize)
         self.summary = self.draw(self.state, self.figure)
         self.summary_label.value = f"<code>{self.summary}</code>"
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(self.figure)
+        if get_ipython() is not None:  # outside IPython, display() would print the figure's repr
+            with self.output:
+                self.output.clear_output(wait=True)
+                display(self.figure)
         plt.close(self.figure)
 
     def png(self) -> bytes:

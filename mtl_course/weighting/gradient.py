@@ -79,16 +79,15 @@ class GradientWeighting(WeightingMethod):
                 allow_unused=True,
             )
             _accumulate(heads, grads[len(shared):])
-            rows.append(
-                torch.cat([
-                    (torch.zeros_like(s) if g is None else g).reshape(-1)
-                    for s, g in zip(shared, grads[: len(shared)])
-                ])
-            )
+            pieces = [(torch.zeros_like(s) if g is None else g).reshape(-1) for s, g in zip(shared, grads)]
+            rows.append(torch.cat(pieces) if pieces else loss.new_zeros(0))
         return torch.stack(rows)
 
     def _backward(self, losses, model, representation, grad_scale):
         jacobian = self.task_gradients(losses, model, representation, grad_scale)
+        if jacobian.shape[1] == 0:
+            # nothing is shared (single-task baselines): every task already has its gradient
+            return torch.ones(len(self.active), dtype=jacobian.dtype, device=jacobian.device)
         gram = (jacobian @ jacobian.T).double().cpu()
         if torch.isfinite(gram).all():
             coefficients = self.combine(gram, losses.detach().double().cpu())

@@ -5,6 +5,11 @@
 ``mtl-course execute [NOTEBOOK ...]``
     Executes notebooks top to bottom in place (default: every lecture and
     solution) and prints how long each took.
+``mtl-course release``
+    Writes the students' sheets ``exercises/`` from ``solutions/``.
+``mtl-course grade SUBMISSION ... --out DIR``
+    Grades submitted notebooks (files or folders) into ``DIR/gradebook.csv``
+    and ``DIR/feedback/<student>/<sheet>.md``.
 """
 
 from __future__ import annotations
@@ -112,6 +117,42 @@ def execute(paths: Sequence[str], timeout: int) -> int:
     return 0
 
 
+def release(solutions: str | None, exercises: str | None) -> int:
+    """Write the released sheets and list them."""
+    from mtl_course.grading.release import release as release_sheets
+    from mtl_course.notebooks import course_root
+
+    root = course_root()
+    for path in release_sheets(Path(solutions or root / "solutions"), Path(exercises or root / "exercises")):
+        print(f"released {path}")
+    return 0
+
+
+def grade(args: argparse.Namespace) -> int:
+    """Grade submissions, print a summary and where the gradebook is."""
+    from mtl_course.grading.grade import grade as grade_submissions
+    from mtl_course.grading.sandbox import Limits
+    from mtl_course.notebooks import course_root
+
+    limits = Limits(timeout_s=args.timeout, cell_timeout_s=args.cell_timeout, memory_bytes=args.memory_mb * 2**20)
+    try:
+        results = grade_submissions(
+            [Path(p) for p in args.submissions],
+            Path(args.out),
+            solutions=Path(args.solutions or course_root() / "solutions"),
+            solution=Path(args.solution) if args.solution else None,
+            jobs=args.jobs,
+            limits=limits,
+        )
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    statuses = sorted({r.status for r in results})
+    counts = ", ".join(f"{sum(r.status == s for r in results)} {s}" for s in statuses)
+    print(f"graded {len(results)} submissions ({counts}); gradebook: {Path(args.out) / 'gradebook.csv'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtl-course", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("execute", help="execute notebooks in place (default: all)")
     run.add_argument("notebooks", nargs="*", help="notebooks to execute (default: lectures and solutions)")
     run.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    rel = commands.add_parser("release", help="write exercises/ from solutions/")
+    rel.add_argument("--solutions", help="folder of solution notebooks (default: the course's solutions/)")
+    rel.add_argument("--exercises", help="folder to write the sheets to (default: the course's exercises/)")
+    grd = commands.add_parser("grade", help="grade submissions into a gradebook and feedback files")
+    grd.add_argument("submissions", nargs="+", help="notebooks, or folders of <student>.ipynb or <student>/<sheet>.ipynb")
+    grd.add_argument("--out", required=True, help="folder for gradebook.csv and feedback/")
+    grd.add_argument("--solution", help="the instructor notebook every submission answers (default: by file name)")
+    grd.add_argument("--solutions", help="folder of instructor notebooks (default: the course's solutions/)")
+    grd.add_argument("--jobs", type=int, default=2, help="submissions graded in parallel (default 2)")
+    grd.add_argument("--timeout", type=float, default=120, help="seconds per submission (default 120)")
+    grd.add_argument("--cell-timeout", type=float, default=60, help="seconds per cell (default 60)")
+    grd.add_argument("--memory-mb", type=int, default=2048, help="memory per process in MiB (default 2048)")
     return parser
 
 
@@ -128,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return doctor()
     if args.command == "execute":
         return execute(args.notebooks, args.timeout)
+    if args.command == "release":
+        return release(args.solutions, args.exercises)
+    if args.command == "grade":
+        return grade(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects unknown ones
 
 

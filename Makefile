@@ -8,6 +8,7 @@
 #   JUPYTER_ARGS="--no-browser --ip=127.0.0.1 --allow-root"   flags for a headless or root session
 #   PYTEST_ARGS="-x -k lasso"    extra pytest arguments
 #   JOBS=2                       pytest-xdist workers (0 disables xdist)
+#   EXECUTE=1                    `make site`: run every notebook before rendering it
 #   TEST_THREADS=1               torch threads per worker and notebook kernel during tests
 
 PYTHON ?= python3
@@ -25,7 +26,7 @@ STAMP := $(VENV)/.installed
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 XDIST := $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile)
 
-.PHONY: setup course test test-fast notebooks benchmarks gpu-check clean
+.PHONY: setup course test test-fast notebooks site benchmarks gpu-check clean
 
 ## setup: create the virtual environment and install the course (idempotent)
 setup: $(STAMP)
@@ -57,6 +58,11 @@ test-fast: setup
 ## notebooks: re-execute every lecture and solution in place (stores fresh outputs)
 notebooks: setup
 	$(BIN)/mtl-course execute
+
+## site: the course website in _build/html, from the stored outputs (EXECUTE=1 runs the notebooks
+## first); -W: any warning fails; then internal links and offline loading are checked
+site: setup
+	$(BIN)/python site/build.py $(if $(filter-out 0,$(EXECUTE)),--execute,)
 
 ## benchmarks: time every notebook and the package's hot paths; print tables
 benchmarks: setup

@@ -66,6 +66,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _plain(value: Any) -> Any:
+    """A tensor as a detached CPU tensor (NumPy cannot read one that tracks gradients)."""
+    detach = getattr(value, "detach", None)
+    return detach().cpu() if callable(detach) else value
+
+
 class Check:
     """A context manager that turns the expectations in its block into one verdict line."""
 
@@ -94,10 +100,10 @@ class Check:
 
     def close(self, got: Any, expected: Any, what: str, *, rtol: float = 1e-6, atol: float = 1e-9) -> None:
         """Expect ``got`` to be numerically close to ``expected`` and of the same shape."""
-        expected = np.asarray(expected, dtype=float)
+        expected = np.asarray(_plain(expected), dtype=float)
         try:
-            got_array = np.asarray(got, dtype=float)
-        except (TypeError, ValueError):
+            got_array = np.asarray(_plain(got), dtype=float)
+        except (TypeError, ValueError, RuntimeError):
             self.fail(f"{what}: expected numbers of shape {expected.shape}, got {_short(got)}")
         if got_array.shape != expected.shape:
             self.fail(f"{what}: expected shape {expected.shape}, got shape {got_array.shape}")

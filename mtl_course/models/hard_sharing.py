@@ -2,9 +2,11 @@ r"""Hard parameter sharing: one shared trunk, one head per task.
 
 The most common deep multi-task design (Caruana, Machine Learning 28, 1997,
 DOI 10.1023/A:1007379606734; survey: Ruder, arXiv 1706.05098). Sharing the
-trunk lowers the risk of overfitting: Baxter (JAIR 12, 2000, arXiv
-1106.0245) showed that the risk of overfitting the shared parameters is an
-order :math:`T` (the number of tasks) smaller than that of the task-specific ones.
+trunk lowers the risk of overfitting. Ruder (2017) summarises Baxter
+(Machine Learning 28, 1997) as: the risk of overfitting the shared
+parameters is an order :math:`T` (the number of tasks) smaller than that of
+the task-specific ones; Baxter's JAIR paper (12, 2000, arXiv 1106.0245)
+states it as a per-task sample bound of order :math:`a + b/T` (Lecture A3).
 
 .. math::
 

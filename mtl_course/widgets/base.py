@@ -22,6 +22,7 @@ richest one they can render.
 from __future__ import annotations
 
 import base64
+import html
 import io
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -29,8 +30,6 @@ from typing import Any
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
-from IPython import get_ipython
-from IPython.display import display
 
 
 class Explorer:
@@ -42,7 +41,12 @@ class Explorer:
     def __init__(self, controls: Mapping[str, W.ValueWidget], title: str = "") -> None:
         self.controls: dict[str, W.ValueWidget] = dict(controls)
         self.title = title
-        self.output = W.Output()
+        # The live view shows the figure as a PNG in an Image widget: its bytes
+        # live in the widget state, so the website's widget manager shows them
+        # too, and no output routing is involved when a slider moves.
+        if not hasattr(self, "image"):  # a subclass may have created it already
+            self.image = W.Image(format="png")
+        self._png = b""
         self.summary_label = W.HTML()
         self.state: Any = None
         self.summary: str = ""
@@ -51,7 +55,7 @@ class Explorer:
             control.observe(self._on_change, names="value")
         header = [W.HTML(f"<b>{title}</b>")] if title else []
         self.widget = W.VBox(
-            [*header, W.HBox(list(self.controls.values())), self.summary_label, self.output]
+            [*header, W.HBox(list(self.controls.values())), self.summary_label, self.image]
         )
         self.update()
 
@@ -86,19 +90,16 @@ class Explorer:
             plt.close(self.figure)
         self.figure = plt.figure(figsize=self.figsize)
         self.summary = self.draw(self.state, self.figure)
-        self.summary_label.value = f"<code>{self.summary}</code>"
-        if get_ipython() is not None:  # outside IPython, display() would print the figure's repr
-            with self.output:
-                self.output.clear_output(wait=True)
-                display(self.figure)
+        self.summary_label.value = f"<code>{html.escape(self.summary)}</code>"
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png")
         plt.close(self.figure)
+        self._png = buffer.getvalue()
+        self.image.value = self._png
 
     def png(self) -> bytes:
-        """The current figure as PNG bytes (the static fallback)."""
-        buffer = io.BytesIO()
-        assert self.figure is not None
-        self.figure.savefig(buffer, format="png", bbox_inches="tight")
-        return buffer.getvalue()
+        """The current figure as PNG bytes (the static fallback), the image the live view shows."""
+        return self._png
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
@@ -118,3 +119,4 @@ class Explorer:
             yield
         finally:
             self._holding = False
+

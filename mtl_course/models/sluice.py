@@ -54,6 +54,15 @@ official code. ``"imbalanced"`` (the default, as in the official code) puts
 column-major reshape, which does not map onto (task, subspace) blocks; we
 do not copy it. β is ``"balanced"`` (:math:`1/K`, the official default) or
 ``"imbalanced"`` (0.9 on the last layer, 0.1 spread over the others).
+
+**This module follows the paper, not the official code's behaviour.** Read
+with DyNet's column-major ``reshape``, the official code's α pools
+neighbouring units rather than steering the flow between tasks, and its β
+weights positions within groups of adjacent units rather than layers;
+Lecture A5 replays that code in NumPy
+(:mod:`mtl_course.experiments.sluice`) and shows it. The official training
+script also defaults to balanced α and imbalanced β, the opposite of the
+class defaults used here.
 """
 
 from __future__ import annotations

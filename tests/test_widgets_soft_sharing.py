@@ -105,13 +105,15 @@ def test_static_fallback_has_png_and_summary(explorer: SoftSharingExplorer) -> N
 
 
 def test_median_latency_of_a_slider_move() -> None:
+    """CPU time, not wall time: other processes on a busy machine must not fail the test
+    (benchmarks/bench_widgets.py reports wall times on a quiet machine)."""
     explorer = SoftSharingExplorer(synthetic_summary())
     explorer.set(log10_lam=-1.0)  # warm up matplotlib
     times = []
     for value in np.linspace(explorer.x_min, explorer.x_max, 15):
-        start = time.perf_counter()
+        start = time.process_time()
         explorer.set(log10_lam=float(value))
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     assert statistics.median(times) < 0.25, f"median {statistics.median(times) * 1e3:.0f} ms"
 
 

@@ -29,7 +29,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import ipywidgets as W
-import matplotlib.pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 
 class Explorer:
@@ -50,7 +51,7 @@ class Explorer:
         self.summary_label = W.HTML()
         self.state: Any = None
         self.summary: str = ""
-        self.figure: plt.Figure | None = None
+        self.figure: Figure | None = None
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
         header = [W.HTML(f"<b>{title}</b>")] if title else []
@@ -63,7 +64,7 @@ class Explorer:
     def compute(self, **values: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def draw(self, state: Any, fig: plt.Figure) -> str:  # pragma: no cover - abstract
+    def draw(self, state: Any, fig: Figure) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- machinery ------------------------------------------------------------
@@ -86,14 +87,15 @@ class Explorer:
     def update(self) -> None:
         """Recompute the state from the controls and redraw the view."""
         self.state = self.compute(**self.values)
-        if self.figure is not None:
-            plt.close(self.figure)
-        self.figure = plt.figure(figsize=self.figsize)
+        if self.figure is None:
+            # one figure for the explorer's life, outside pyplot (so no notebook shows it twice)
+            self.figure = Figure(figsize=self.figsize)
+            FigureCanvasAgg(self.figure)
+        self.figure.clear()
         self.summary = self.draw(self.state, self.figure)
         self.summary_label.value = f"<code>{html.escape(self.summary)}</code>"
         buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png")
-        plt.close(self.figure)
+        self.figure.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})
         self._png = buffer.getvalue()
         self.image.value = self._png
 

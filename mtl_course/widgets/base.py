@@ -36,8 +36,10 @@ from matplotlib.figure import Figure
 class Explorer:
     """Base class of the course's interactive explorers (see the module docstring)."""
 
-    #: Size of the figure in inches.
+    #: Size of the figure in inches, and its resolution (the course style's 80 dpi,
+    #: whatever the notebook's rcParams say: the PNG's size sets the redraw cost).
     figsize: tuple[float, float] = (7.0, 3.2)
+    dpi: int = 80
 
     def __init__(self, controls: Mapping[str, W.ValueWidget], title: str = "") -> None:
         self.controls: dict[str, W.ValueWidget] = dict(controls)
@@ -89,13 +91,13 @@ class Explorer:
         self.state = self.compute(**self.values)
         if self.figure is None:
             # one figure for the explorer's life, outside pyplot (so no notebook shows it twice)
-            self.figure = Figure(figsize=self.figsize)
+            self.figure = Figure(figsize=self.figsize, dpi=self.dpi)
             FigureCanvasAgg(self.figure)
         self.figure.clear()
         self.summary = self.draw(self.state, self.figure)
         self.summary_label.value = f"<code>{html.escape(self.summary)}</code>"
         buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})
+        self.figure.savefig(buffer, format="png", dpi=self.dpi, pil_kwargs={"compress_level": 1})
         self._png = buffer.getvalue()
         self.image.value = self._png
 

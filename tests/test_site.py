@@ -27,19 +27,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "site" / "build.py"
 SCREENSHOTS = REPO / "_build" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WIDGET_LECTURE = "01_lasso_inductive_bias"
 TIMEOUT_MS = 30_000
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"

@@ -31,6 +31,7 @@ from typing import Any
 import ipywidgets as W
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image as PILImage
 
 
 class Explorer:
@@ -50,6 +51,8 @@ class Explorer:
         if not hasattr(self, "image"):  # a subclass may have created it already
             self.image = W.Image(format="png")
         self._png = b""
+        self._background: Any = None
+        self.moving_artists: list[Any] = []
         self.summary_label = W.HTML()
         self.state: Any = None
         self.summary: str = ""
@@ -86,20 +89,59 @@ class Explorer:
         self.update()
         return self
 
+    def move(self, state: Any) -> str | None:
+        """Optional fast path for a slider move; the default redraws everything.
+
+        A subclass whose :meth:`draw` stores the artists that depend on the
+        controls in ``self.moving_artists`` may update those artists in place
+        for ``state`` and return the summary. The rest of the figure is then
+        not drawn again: it was kept as a bitmap after the last full draw, and
+        only the moving artists are painted over it (matplotlib blitting).
+        Returning ``None`` asks for a full redraw (e.g. when the axes change).
+        """
+        return None
+
     def update(self) -> None:
         """Recompute the state from the controls and redraw the view."""
         self.state = self.compute(**self.values)
+        summary = self.move(self.state) if self._background is not None else None
+        if summary is None:
+            summary = self._draw_everything()
+        else:
+            canvas = self.figure.canvas
+            canvas.restore_region(self._background)
+            for artist in self.moving_artists:
+                self.figure.draw_artist(artist)
+        self.summary = summary
+        self.summary_label.value = f"<code>{html.escape(summary)}</code>"
+        self._png = self._encode_png()
+        self.image.value = self._png
+
+    def _draw_everything(self) -> str:
         if self.figure is None:
             # one figure for the explorer's life, outside pyplot (so no notebook shows it twice)
             self.figure = Figure(figsize=self.figsize, dpi=self.dpi)
             FigureCanvasAgg(self.figure)
         self.figure.clear()
-        self.summary = self.draw(self.state, self.figure)
-        self.summary_label.value = f"<code>{html.escape(self.summary)}</code>"
+        self.moving_artists = []
+        summary = self.draw(self.state, self.figure)
+        blit = bool(self.moving_artists) and type(self).move is not Explorer.move
+        for artist in self.moving_artists:
+            artist.set_animated(blit)
+        self.figure.canvas.draw()
+        self._background = self.figure.canvas.copy_from_bbox(self.figure.bbox) if blit else None
+        if blit:
+            for artist in self.moving_artists:
+                self.figure.draw_artist(artist)
+        return summary
+
+    def _encode_png(self) -> bytes:
+        canvas = self.figure.canvas
+        width, height = canvas.get_width_height()
+        image = PILImage.frombuffer("RGBA", (width, height), bytes(canvas.buffer_rgba()), "raw", "RGBA", 0, 1)
         buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", dpi=self.dpi, pil_kwargs={"compress_level": 1})
-        self._png = buffer.getvalue()
-        self.image.value = self._png
+        image.save(buffer, format="png", compress_level=1)
+        return buffer.getvalue()
 
     def png(self) -> bytes:
         """The current figure as PNG bytes (the static fallback), the image the live view shows."""

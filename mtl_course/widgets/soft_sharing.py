@@ -187,7 +187,8 @@ class SoftSharingExplorer(Explorer):
         ax_d.plot(c.x[0], c.distance[0], "s", color=PALETTE[0], ms=6, label="λ = 0 (STL)")
         if c.hard:
             ax_d.axhline(0.0, color=_HARD_COLOR, ls="--", lw=1, label="hard sharing (tied)")
-        ax_d.plot(state.x, state.distance, "o", color="k", ms=8, mfc="none", mew=2)
+        (distance_mark,) = ax_d.plot(state.x, state.distance, "o", color="k", ms=8, mfc="none", mew=2)
+        error_marks = {}
         ax_d.set(xlabel="penalty strength λ (log scale)", ylabel="relative distance (1 = independent)",
                  title="Distance between the task columns", ylim=(-0.05, 1.1))
         ax_d.legend(loc="lower left", fontsize=7)
@@ -198,19 +199,35 @@ class SoftSharingExplorer(Explorer):
             ax_e.plot(c.x[0], c.error[t][0], "s", color=color, ms=6)
             if c.hard:
                 ax_e.axhline(c.hard[t], color=color, ls="--", lw=1)
-            ax_e.plot(state.x, state.error[t], "o", color="k", ms=8, mfc="none", mew=2)
+            (error_marks[t],) = ax_e.plot(state.x, state.error[t], "o", color="k", ms=8, mfc="none", mew=2)
         name = "validation" if self.metric == "val" else "test"
         ax_e.set(xlabel="penalty strength λ (log scale)", ylabel=f"{name} MSE (target variance 1)",
                  title=f"{name.capitalize()} error (dashed: hard sharing)")
         ax_e.legend(loc="best", fontsize=7)
         ticks = [c.x[0], *range(math.ceil(c.x[1]), math.floor(c.x[-1]) + 1)]
         labels = ["0", *[f"{10.0**k:g}" for k in ticks[1:]]]
+        lines = []
         for ax in (ax_d, ax_e):
-            ax.axvline(state.x, color="0.5", lw=0.8)
+            lines.append(ax.axvline(state.x, color="0.5", lw=0.8))
             ax.set_xlim(c.x[0] - 0.2, c.x[-1] + 0.2)
             ax.set_xticks(ticks, labels)
         fig.suptitle(f"Relatedness ρ = {state.rho:g}, mean over {c.seeds} seed(s)", fontsize=10)
         fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.83, wspace=0.28)
+        self._drawn_rho = state.rho
+        self._marks = (distance_mark, error_marks, lines)
+        self.moving_artists = [*lines, distance_mark, *error_marks.values()]
+        return self._summary(state)
+
+    def move(self, state: SoftSharingState) -> str | None:
+        """A λ move shifts only the current-λ marks; a new ρ redraws the curves."""
+        if state.rho != self._drawn_rho:
+            return None
+        distance_mark, error_marks, lines = self._marks
+        for line in lines:
+            line.set_xdata([state.x, state.x])
+        distance_mark.set_data([state.x], [state.distance])
+        for t, mark in error_marks.items():
+            mark.set_data([state.x], [state.error[t]])
         return self._summary(state)
 
     def _summary(self, state: SoftSharingState) -> str:

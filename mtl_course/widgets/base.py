@@ -48,8 +48,7 @@ class Explorer:
         # The live view shows the figure as a PNG in an Image widget: its bytes
         # live in the widget state, so the website's widget manager shows them
         # too, and no output routing is involved when a slider moves.
-        if not hasattr(self, "image"):  # a subclass may have created it already
-            self.image = W.Image(format="png")
+        self.image = W.Image(format="png")
         self._png = b""
         self._background: Any = None
         self.moving_artists: list[Any] = []

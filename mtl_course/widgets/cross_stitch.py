@@ -28,17 +28,12 @@ on these maps; nothing is precomputed except the input.
 
 from __future__ import annotations
 
-import html
-import io
 from dataclasses import dataclass
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from PIL import Image as PILImage
 
 from mtl_course.models.cross_stitch import cross_stitch
 from mtl_course.widgets.base import Explorer
@@ -187,14 +182,7 @@ class CrossStitchExplorer(Explorer):
             for name, v, label in zip(ENTRIES, alpha, ("α_AA", "α_AB", "α_BA", "α_BB"))
         }
         title = "A cross-stitch unit: α mixes the activations forward and the gradients backward"
-        self.image = W.Image(format="png")
-        self._canvas: FigureCanvasAgg | None = None
-        self._png = b""
         super().__init__(sliders, title=title)
-        # the live view shows the PNG that update() encodes (instead of the base class's Output)
-        self.widget = W.VBox(
-            [W.HTML(f"<b>{title}</b>"), W.HBox(list(self.controls.values())), self.summary_label, self.image]
-        )
 
     def set_alpha(self, alpha_s: float, alpha_d: float) -> CrossStitchExplorer:
         """Set the paper's parametrisation: ``alpha_AA = alpha_BB = alpha_s``, ``alpha_AB = alpha_BA = alpha_d``."""
@@ -229,43 +217,14 @@ class CrossStitchExplorer(Explorer):
 
     def draw(self, state: CrossStitchState, fig: plt.Figure) -> str:
         """Draw ``state`` onto ``fig`` (two mosaics, rows: networks A and B) and return the summary."""
-        self._apply(self._build(fig, state.inputs.shape[-1]), state)
+        self._artists = self._build(fig, state.inputs.shape[-1])
+        self.moving_artists = self._moving()
+        return self.move(state)
+
+    def move(self, state: CrossStitchState) -> str:
+        """A slider move swaps only the mosaics' pixel data and the texts (see :meth:`Explorer.move`)."""
+        self._apply(self._artists, state)
         return self._summary(state)
-
-    # -- fast redraw: the figure is built once, a slider move only swaps pixel data and texts ----
-    def update(self) -> None:
-        """Recompute, update the persistent figure in place, and encode the PNG that both views show.
-
-        The live widget shows the PNG in an ``ipywidgets.Image``; :meth:`png`
-        returns the same bytes, so the static fallback costs nothing extra.
-        """
-        self.state = self.compute(**self.values)
-        if self._canvas is None:
-            # draw the static parts (axes, labels, titles) once and keep them as a background bitmap
-            self.figure = Figure(figsize=self.figsize)
-            self._canvas = FigureCanvasAgg(self.figure)
-            self._artists = self._build(self.figure, self.inputs.shape[-1])
-            for artist in self._moving():
-                artist.set_animated(True)
-            self._canvas.draw()
-            self._background = self._canvas.copy_from_bbox(self.figure.bbox)
-        self._apply(self._artists, self.state)
-        self.summary = self._summary(self.state)
-        self._canvas.restore_region(self._background)
-        for artist in self._moving():
-            (artist.axes or self.figure).draw_artist(artist)
-        width, height = self._canvas.get_width_height()
-        buffer = io.BytesIO()
-        PILImage.frombuffer("RGBA", (width, height), bytes(self._canvas.buffer_rgba()), "raw", "RGBA", 0, 1).save(
-            buffer, format="png", compress_level=1
-        )
-        self._png = buffer.getvalue()
-        self.summary_label.value = f"<code>{html.escape(self.summary)}</code>"
-        self.image.value = self._png
-
-    def png(self) -> bytes:
-        """The current view as PNG bytes (the static fallback): the image the live view shows."""
-        return self._png
 
     def _moving(self) -> list:
         """The artists a slider move changes: the two mosaics, the RMS labels, the title."""

@@ -28,8 +28,6 @@ single-task training), a weight that is not a number.
 
 from __future__ import annotations
 
-import html
-import io
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,10 +36,8 @@ from typing import Any
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from PIL import Image as PILImage
 
 from mtl_course.data.toy_regression import ConflictingRegressions, QuadraticTasks
 from mtl_course.plots import PALETTE
@@ -139,7 +135,6 @@ class LossWeightTuner(Explorer):
             tooltip="train the model with these weights (mtl_course.train.fit) and mark where it ends",
         )
         self.progress = W.IntProgress(value=0, min=0, max=1, description="fit", layout=W.Layout(width="260px"))
-        self.image = W.Image(format="png")
         super().__init__(controls, title=title)
         self.reset_button.on_click(lambda _: self.reset())
         self.retrain_button.on_click(lambda _: self.retrain())
@@ -268,51 +263,17 @@ class LossWeightTuner(Explorer):
             ax_plane.text(0.5, 0.5, f"parameter space has {q.dim} dimensions:\nno plane to draw",
                           ha="center", va="center", transform=ax_plane.transAxes)
         self._build_metrics(ax_val, colors)
-        self._drawn_on = fig
+        self.moving_artists = self._dynamic()
         return self._refresh(state)
 
-    def update(self) -> None:
-        """Recompute the state and redraw only what moves (blitting on the Agg canvas).
-
-        The static parts (front, contours, optima, axes) are rendered once into
-        a background bitmap; a slider move restores it, draws the few moving
-        artists on top and encodes the PNG that the live view and the static
-        fallback show.
-        """
-        self.state = self.compute(**self.values)
-        if self.figure is None or getattr(self, "_drawn_on", None) is not self.figure:
-            self.figure = Figure(figsize=self.figsize)
-            self._canvas = FigureCanvasAgg(self.figure)
-            self.summary = self.draw(self.state, self.figure)
-            for artist in self._dynamic():
-                artist.set_animated(True)
-            self._canvas.draw()
-            self._background = self._canvas.copy_from_bbox(self.figure.bbox)
-        else:
-            self.summary = self._refresh(self.state)
-        self._png = self._render()
-        self.summary_label.value = f"<code>{html.escape(self.summary)}</code>"
-        self.image.value = self._png
-
-    def png(self) -> bytes:
-        """The current view as PNG bytes (the static fallback): the same image the live view shows."""
-        return self._png
+    def move(self, state: TunerState) -> str:
+        """A slider move redraws only the markers and bars (see :meth:`Explorer.move`)."""
+        return self._refresh(state)
 
     def _dynamic(self) -> list[Any]:
         a = self._artists
         moving = [a[k] for k in ("front_point", "front_fit", "plane_point", "plane_fit", "no_model") if k in a]
         return moving + list(a["bars"]) + [a["best_marks"]]
-
-    def _render(self) -> bytes:
-        self._canvas.restore_region(self._background)
-        for artist in self._dynamic():
-            if artist.get_visible():
-                artist.axes.draw_artist(artist)
-        width, height = self._canvas.get_width_height()
-        image = PILImage.frombuffer("RGBA", (width, height), bytes(self._canvas.buffer_rgba()), "raw", "RGBA", 0, 1)
-        buffer = io.BytesIO()
-        image.save(buffer, format="png", compress_level=1)
-        return buffer.getvalue()
 
     # -- drawing ---------------------------------------------------------------------------
     def _build_front(self, ax: plt.Axes) -> None:

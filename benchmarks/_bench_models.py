@@ -18,9 +18,15 @@ class SmallCNN(MultiTaskModel):
     def __init__(self, tasks: Sequence[str], classes: int = 10) -> None:
         super().__init__(tasks)
         self.trunk = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * 4 * 4, 64),
+            nn.ReLU(),
         )
         self.heads = nn.ModuleDict({t: nn.Linear(64, classes) for t in self.tasks})
 
@@ -47,6 +53,9 @@ def synthetic_batches(tasks: Sequence[str], n_batches: int, batch_size: int = 32
     """``n_batches`` of ``(x, {task: labels})`` with random images and labels."""
     g = torch.Generator().manual_seed(seed)
     return [
-        (torch.randn(batch_size, 1, 16, 16, generator=g), {t: torch.randint(0, 10, (batch_size,), generator=g) for t in tasks})
+        (
+            torch.randn(batch_size, 1, 16, 16, generator=g),
+            {t: torch.randint(0, 10, (batch_size,), generator=g) for t in tasks},
+        )
         for _ in range(n_batches)
     ]

@@ -52,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         subs = Path(tmp) / "submissions"
         kinds = {}
-        for kind, count in zip(KINDS, counts):
+        for kind, count in zip(KINDS, counts, strict=True):
             for i in range(count):
                 student = f"{kind}{i:02d}"
                 path = subs / student / f"{SHEET}.ipynb"

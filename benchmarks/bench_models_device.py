@@ -70,9 +70,9 @@ def loss_of(model: MultiTaskModel, out: dict[str, torch.Tensor]) -> torch.Tensor
     """Mean of squared outputs plus the model's penalty, if it has one."""
     loss = sum(y.float().square().mean() for y in out.values())
     if isinstance(model, SoftSharing):
-        loss = loss + 1e-3 * model.soft_sharing_penalty()
+        loss = loss + 1e-3 * model.penalty()
     if isinstance(model, SluiceNetwork):
-        loss = loss + 1e-3 * model.orthogonality_penalty()
+        loss = loss + 1e-3 * model.penalty()
     return loss
 
 
@@ -168,9 +168,9 @@ def main() -> int:
             gpu_model.load_state_dict(copy.deepcopy(model.state_dict()))
             x_gpu = x.to(cuda)
             gpu_out = step(gpu_model, x_gpu)
-            d_out, ok_out = zip(*(max_mismatch(gpu_out[t], cpu_out[t]) for t in model.tasks))
+            d_out, ok_out = zip(*(max_mismatch(gpu_out[t], cpu_out[t]) for t in model.tasks), strict=True)
             d_grad, ok_grad = zip(
-                *(max_mismatch(p.grad, g) for p, g in zip(gpu_model.parameters(), cpu_grads))
+                *(max_mismatch(p.grad, g) for p, g in zip(gpu_model.parameters(), cpu_grads, strict=True)), strict=True
             )
             match = all(ok_out) and all(ok_grad)
             if not match:

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_models import SmallCNN, synthetic_batches  # noqa: E402
+from _bench_models import SmallCNN, synthetic_batches
 
-from mtl_course.losses import cross_entropy  # noqa: E402
-from mtl_course.train import Task, fit  # noqa: E402
+from mtl_course.losses import cross_entropy
+from mtl_course.train import Task, fit
 
 TASKS = ["left", "right"]
 
@@ -54,7 +54,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    batches = [(x.to(device), {t: v.to(device) for t, v in y.items()}) for x, y in synthetic_batches(TASKS, args.batches)]
+    batches = [
+        (x.to(device), {t: v.to(device) for t, v in y.items()}) for x, y in synthetic_batches(TASKS, args.batches)
+    ]
     torch.manual_seed(0)
     template = SmallCNN(TASKS).to(device)
     runs = {
@@ -73,14 +75,25 @@ def main() -> None:
             if tasks is None:
                 hand_loop(models[name], optimizers[name], batches)
             else:
-                fit(models[name], tasks, "equal", batches, epochs=1, optimizer=optimizers[name], device=device, progress=False)
+                fit(
+                    models[name],
+                    tasks,
+                    "equal",
+                    batches,
+                    epochs=1,
+                    optimizer=optimizers[name],
+                    device=device,
+                    progress=False,
+                )
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if repeat:
                 times[name].append(time.perf_counter() - start)
     base = statistics.median(times["hand-written loop"])
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} thread(s), "
-          f"{args.batches} batches of 32 per epoch, {args.repeats} interleaved repeats, medians\n")
+    print(
+        f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} thread(s), "
+        f"{args.batches} batches of 32 per epoch, {args.repeats} interleaved repeats, medians\n"
+    )
     print("| loop | epoch time (ms) | overhead vs hand-written | budget <= 10 % met |")
     print("|---|---|---|---|")
     for name in runs:

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_models import SmallCNN, synthetic_batches  # noqa: E402
+from _bench_models import SmallCNN, synthetic_batches
 
-from mtl_course.losses import cross_entropy  # noqa: E402
-from mtl_course.weighting import available_methods, get_weighting  # noqa: E402
+from mtl_course.losses import cross_entropy
+from mtl_course.weighting import available_methods, get_weighting
 
 PER_TASK_GRADIENTS = {"gradnorm", "mgda", "mgda_ub", "pcgrad", "cagrad", "imtl_g"}
 
@@ -66,8 +66,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     methods = available_methods()
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} thread(s), "
-          f"{args.rounds} rounds x {args.steps} steps, medians\n")
+    print(
+        f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} thread(s), "
+        f"{args.rounds} rounds x {args.steps} steps, medians\n"
+    )
     header = "| method | " + " | ".join(f"T={t} ratio" for t in (2, 3, 5)) + " | budget (T+0.5) met |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))

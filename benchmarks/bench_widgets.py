@@ -35,8 +35,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -69,7 +69,9 @@ def build_loss_weights():
     from mtl_course.data.toy_regression import make_conflicting_regressions
     from mtl_course.widgets.loss_weights import LossWeightTuner
 
-    return LossWeightTuner.from_regressions(make_conflicting_regressions(loss_scales=(1.0, 100.0), seed=0), device="cpu")
+    return LossWeightTuner.from_regressions(
+        make_conflicting_regressions(loss_scales=(1.0, 100.0), seed=0), device="cpu"
+    )
 
 
 #: (name, lecture, module, builder)
@@ -136,10 +138,14 @@ def main() -> None:
     from mtl_course.plots import use_course_style
 
     use_course_style()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.moves} slider moves per explorer, "
-          f"times in ms; budget: median update + PNG <= {BUDGET_MS:.0f} ms\n")
-    print("| explorer | lecture | control moved | update median | update p95 | update + PNG median | "
-          "update + PNG p95 | budget met |")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.moves} slider moves per explorer, "
+        f"times in ms; budget: median update + PNG <= {BUDGET_MS:.0f} ms\n"
+    )
+    print(
+        "| explorer | lecture | control moved | update median | update p95 | update + PNG median | "
+        "update + PNG p95 | budget met |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---|")
     for name, lecture, module, build in EXPLORERS:
         try:
@@ -154,8 +160,10 @@ def main() -> None:
             print(f"| {name} | {lecture} | failed: {type(err).__name__}: {err} | | | | | |")
             continue
         met = "yes" if r["median_png"] <= BUDGET_MS else "no"
-        print(f"| {name} | {lecture} | {r['control']} | {r['median']:.1f} | {r['p95']:.1f} | "
-              f"{r['median_png']:.1f} | {r['p95_png']:.1f} | {met} |")
+        print(
+            f"| {name} | {lecture} | {r['control']} | {r['median']:.1f} | {r['p95']:.1f} | "
+            f"{r['median_png']:.1f} | {r['p95_png']:.1f} | {met} |"
+        )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ _LAZY = {
     "get_budget": "mtl_course.device",
     "get_device": "mtl_course.device",
     "seed_everything": "mtl_course.device",
+    "LectureSetup": "mtl_course.lecture",
+    "setup_lecture": "mtl_course.lecture",
 }
 
 __all__ = ["__version__", *_LAZY]

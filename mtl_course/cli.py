@@ -72,8 +72,9 @@ def doctor(out: TextIO | None = None) -> int:
     for module, dist in OPTIONAL:
         print(f"  {dist:<14} {_version(module, dist) or 'not installed (optional)'}", file=out)
     if "torch" not in missing:
-        from mtl_course.device import get_device
         import torch
+
+        from mtl_course.device import get_device
 
         try:
             device = get_device()
@@ -164,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("--solutions", help="folder of solution notebooks (default: the course's solutions/)")
     rel.add_argument("--exercises", help="folder to write the sheets to (default: the course's exercises/)")
     grd = commands.add_parser("grade", help="grade submissions into a gradebook and feedback files")
-    grd.add_argument("submissions", nargs="+", help="notebooks, or folders of <student>.ipynb or <student>/<sheet>.ipynb")
+    grd.add_argument(
+        "submissions", nargs="+", help="notebooks, or folders of <student>.ipynb or <student>/<sheet>.ipynb"
+    )
     grd.add_argument("--out", required=True, help="folder for gradebook.csv and feedback/")
     grd.add_argument("--solution", help="the instructor notebook every submission answers (default: by file name)")
     grd.add_argument("--solutions", help="folder of instructor notebooks (default: the course's solutions/)")

@@ -120,9 +120,7 @@ class LassoFit:
         """Predictions :math:`X\\hat B + b_0` for new inputs ``X`` of shape ``(m, p)``."""
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[1] != self.coef.shape[0]:
-            raise ValueError(
-                f"X has shape {X.shape} but the model has {self.coef.shape[0]} coefficients per task"
-            )
+            raise ValueError(f"X has shape {X.shape} but the model has {self.coef.shape[0]} coefficients per task")
         return X @ self.coef + self.intercept
 
     @property

@@ -274,7 +274,7 @@ def successive_regularization(
     params, snapshot = list(params), list(snapshot)
     if len(params) != len(snapshot):
         raise ValueError(f"successive regularisation got {len(params)} parameters but {len(snapshot)} snapshots")
-    return delta * sum(((p - s) ** 2).sum() for p, s in zip(params, snapshot))
+    return delta * sum(((p - s) ** 2).sum() for p, s in zip(params, snapshot, strict=True))
 
 
 def parameter_snapshot(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:

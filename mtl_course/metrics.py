@@ -78,7 +78,9 @@ def auc(score: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
     s, y = score.reshape(-1)[labelled.reshape(-1)].double(), target.reshape(-1)[labelled.reshape(-1)] > 0.5
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"AUC needs both classes among the labelled items, got {n_pos} positives and {n_neg} negatives")
+        raise ValueError(
+            f"AUC needs both classes among the labelled items, got {n_pos} positives and {n_neg} negatives"
+        )
     order = torch.sort(s).values
     # average rank (1-based) of each score: mean of its first and last position among equal scores
     lo = torch.searchsorted(order, s, right=False).double()

@@ -175,7 +175,7 @@ def tcdcn_criterion(train_errors: Sequence[float], val_error: float, k: int, lam
     """
     if len(train_errors) < k + 1:
         raise ValueError(f"the criterion needs k + 1 = {k + 1} training errors, got {len(train_errors)}")
-    window = list(train_errors[-(k + 1):])
+    window = list(train_errors[-(k + 1) :])
     median = statistics.median(window)
     trend_denominator = sum(window) - k * median
     trend = k * median / trend_denominator if trend_denominator != 0 else math.inf
@@ -254,9 +254,12 @@ def evaluate(
         pred, y = torch.cat(outputs[name]), torch.cat(targets[name])
         mask = None
         if any(m is not None for m in masks[name]):
-            mask = torch.cat([
-                torch.ones_like(t, dtype=torch.bool) if m is None else m for m, t in zip(masks[name], targets[name])
-            ])
+            mask = torch.cat(
+                [
+                    torch.ones_like(t, dtype=torch.bool) if m is None else m
+                    for m, t in zip(masks[name], targets[name], strict=True)
+                ]
+            )
         row[f"{name}/val_loss"] = float(task.loss(pred, y, mask))
         for metric, fn in task.metrics.items():
             row[f"{name}/val_{metric}"] = float(fn(pred, y, mask))
@@ -302,7 +305,7 @@ def fit(
     lr: float = 1e-3,
     device: torch.device | str | None = None,
     amp: Amp = None,
-    penalty: Callable[[MultiTaskModel], torch.Tensor] | None = None,
+    penalty: float = 0.0,
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -311,8 +314,9 @@ def fit(
     ``weighting`` is a method or a registered name. Without ``optimizer``,
     Adam with ``lr`` optimises the model's and the weighting's parameters
     (uncertainty's ``s``). ``amp="bf16"`` or ``"fp16"`` trains under autocast;
-    fp16 (CUDA only) uses a ``GradScaler``. ``penalty(model)`` is added to the
-    objective each step, e.g. ``lambda m: 0.01 * m.soft_sharing_penalty()``.
+    fp16 (CUDA only) uses a ``GradScaler``. A non-zero ``penalty`` adds
+    ``penalty * model.penalty()`` (the model's own regulariser, e.g. the
+    soft-sharing distance) to the objective of every step.
     ``progress=False`` hides the tqdm bar.
     """
     device = get_device() if device is None else torch.device(device)
@@ -373,8 +377,8 @@ def fit(
                         losses[name] = outputs[name].sum() * 0.0
             grad_scale = scaler.scale(torch.ones((), device=device)) if scaler is not None else None
             step_weights.append(weighting.backward(losses, model, representation=representation, grad_scale=grad_scale))
-            if penalty is not None:
-                extra = penalty(model)
+            if penalty:
+                extra = penalty * model.penalty()
                 (extra if grad_scale is None else extra * grad_scale).backward()
             if scaler is not None:
                 scaler.step(optimizer)
@@ -394,9 +398,10 @@ def fit(
                     "(its first occurrence in the epoch); check the targets, the learning rate, "
                     "or the task's loss scale"
                 )
-        sums = dict(zip(active, all_losses.sum(dim=0).tolist()))
-        weight_means = (torch.stack(step_weights).float().mean(dim=0).tolist() if step_weights
-                        else [math.nan] * len(names))
+        sums = dict(zip(active, all_losses.sum(dim=0).tolist(), strict=True))
+        weight_means = (
+            torch.stack(step_weights).float().mean(dim=0).tolist() if step_weights else [math.nan] * len(names)
+        )
         row: dict[str, float] = {"epoch": epoch}
         train_means = {}
         for i, name in enumerate(names):

@@ -139,7 +139,9 @@ def syllabus_markdown(lectures: list[Notebook], exercises: list[Notebook]) -> st
         nb = by_number.get(number)
         lecture = f"[{_table_title(nb)}]({nb.link})" if nb else f"{planned} *(in preparation)*"
         lines.append(f"| A{number} | {lecture} | {sheet_links(number)} |")
-    extra_a = [nb for nb in lectures if nb.number is not None and nb.number <= PART_A_LAST and nb.number not in PART_A_PLAN]
+    extra_a = [
+        nb for nb in lectures if nb.number is not None and nb.number <= PART_A_LAST and nb.number not in PART_A_PLAN
+    ]
     for nb in extra_a:
         lines.append(f"| A{nb.number} | [{_table_title(nb)}]({nb.link}) | {sheet_links(nb.number)} |")
     part_b = [nb for nb in lectures if nb.number is None or nb.number > PART_A_LAST]
@@ -154,7 +156,10 @@ def syllabus_markdown(lectures: list[Notebook], exercises: list[Notebook]) -> st
     lecture_numbers = {nb.number for nb in lectures}
     orphans = [s for s in exercises if s.number not in lecture_numbers]
     if orphans:
-        lines += ["", "Further exercise sheets: " + ", ".join(f"[{_md_escape(s.title)}]({s.link})" for s in orphans) + "."]
+        lines += [
+            "",
+            "Further exercise sheets: " + ", ".join(f"[{_md_escape(s.title)}]({s.link})" for s in orphans) + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -227,7 +232,9 @@ def _link_or_copy(target: Path, link: Path) -> None:
         shutil.copytree(target, link, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
 
 
-def write_source_tree(root: Path, src: Path, api: bool = True) -> tuple[list[Notebook], list[Notebook], dict[str, bool]]:
+def write_source_tree(
+    root: Path, src: Path, api: bool = True
+) -> tuple[list[Notebook], list[Notebook], dict[str, bool]]:
     if src.exists():
         shutil.rmtree(src)
     src.mkdir(parents=True)
@@ -280,7 +287,9 @@ class _PageParser(html.parser.HTMLParser):
                         self.links.append((f"{tag}.{attr}", url, True))
         if tag == "link" and "href" in values:
             rel = values.get("rel", "").lower()
-            loads = any(r in rel.split() for r in ("stylesheet", "preload", "icon", "modulepreload", "prefetch", "manifest"))
+            loads = any(
+                r in rel.split() for r in ("stylesheet", "preload", "icon", "modulepreload", "prefetch", "manifest")
+            )
             self.links.append(("link.href", values["href"], loads))
         if tag == "a" and "href" in values:
             self.links.append(("a.href", values["href"], False))
@@ -324,7 +333,9 @@ def check_site(html_dir: Path) -> list[str]:
 
 
 # -- main ------------------------------------------------------------------------------
-def build(root: Path, build_dir: Path, execute: bool = False, jobs: str = "1", check: bool = True, api: bool = True) -> Path:
+def build(
+    root: Path, build_dir: Path, execute: bool = False, jobs: str = "1", check: bool = True, api: bool = True
+) -> Path:
     """Build the site of the course at ``root`` into ``build_dir/html``; raise SystemExit on failure."""
     start = time.perf_counter()
     src, html_dir, doctrees = build_dir / "site_src", build_dir / "html", build_dir / "doctrees"
@@ -355,13 +366,22 @@ def build(root: Path, build_dir: Path, execute: bool = False, jobs: str = "1", c
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", type=Path, default=REPO, help="the course checkout (default: this repository)")
-    parser.add_argument("--build-dir", type=Path, default=None, help="where to build (default: ROOT/_build); the HTML goes to BUILD_DIR/html")
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=None,
+        help="where to build (default: ROOT/_build); the HTML goes to BUILD_DIR/html",
+    )
     parser.add_argument("--execute", action="store_true", default=os.environ.get("EXECUTE", "") not in ("", "0"),
                         help="execute every notebook before rendering it (default: show the stored outputs; env EXECUTE=1)")  # fmt: skip
     parser.add_argument("-j", "--jobs", default="1", help="Sphinx worker processes (default 1)")
-    parser.add_argument("--no-api", action="store_true", help="skip the API reference (a quick build of the notebooks only)")
+    parser.add_argument(
+        "--no-api", action="store_true", help="skip the API reference (a quick build of the notebooks only)"
+    )
     parser.add_argument("--no-check", action="store_true", help="skip the link and offline checks of the built pages")
     args = parser.parse_args(argv)
     root = args.root.resolve()

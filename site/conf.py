@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))  # autodoc imports the checkout's mtl_course
 
 project = "mtl-course"
 author = "mtl-course developers"
-copyright = "mtl-course developers, MIT licence"  # noqa: A001
+copyright = "mtl-course developers, MIT licence"
 try:
     from mtl_course import __version__ as release
 except Exception:  # pragma: no cover - the API pages then fail loudly instead

@@ -16,7 +16,9 @@ class ToyHardSharing(MultiTaskModel):
 
     has_shared_representation = True
 
-    def __init__(self, tasks: Sequence[str], in_dim: int = 4, hidden: int = 8, out_dims: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, tasks: Sequence[str], in_dim: int = 4, hidden: int = 8, out_dims: dict[str, int] | None = None
+    ) -> None:
         super().__init__(tasks)
         out_dims = out_dims or {}
         self.trunk = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
@@ -26,7 +28,9 @@ class ToyHardSharing(MultiTaskModel):
         return self.trunk(x)
 
     def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {t: self.heads[t](z).squeeze(-1) if self.heads[t].out_features == 1 else self.heads[t](z) for t in self.tasks}
+        return {
+            t: self.heads[t](z).squeeze(-1) if self.heads[t].out_features == 1 else self.heads[t](z) for t in self.tasks
+        }
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.decode(self.encode(x))

@@ -19,6 +19,7 @@ process left in its session (a kernel it did not shut down) is killed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -119,7 +120,7 @@ class JupyterLabServer:
         env.setdefault("MKL_NUM_THREADS", "1")
         return env
 
-    def start(self) -> "JupyterLabServer":
+    def start(self) -> JupyterLabServer:
         env = self._environment()
         command = [
             sys.executable, "-m", "jupyterlab",
@@ -213,10 +214,8 @@ class JupyterLabServer:
                     process.kill()
                     process.wait(timeout=timeout_s)
             # Kernels live in the server's session (process group = its PID): none may outlive it.
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             self.process = None
         if self._log_file is not None:
             self._log_file.close()

@@ -145,8 +145,7 @@ def copy_without_outputs(source: Path, target: Path) -> int:
     nb.metadata.pop("widgets", None)
     nb.cells.append(
         nbformat.v4.new_code_cell(
-            "import sys\nimport mtl_course\n"
-            f"print('{KERNEL_CHECK_MARKER}', sys.prefix, mtl_course.__file__, sep='\\n')"
+            f"import sys\nimport mtl_course\nprint('{KERNEL_CHECK_MARKER}', sys.prefix, mtl_course.__file__, sep='\\n')"
         )
     )
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -158,22 +157,22 @@ def copy_without_outputs(source: Path, target: Path) -> int:
 KERNEL_STATUS = ".jp-StatusBar-TextItem[title^='Change kernel']"
 
 # Returns null while Run All is in progress, else {state: "done" | "stopped", ...}.
-RUN_ALL_STATE_JS = """
-(expected) => {
+RUN_ALL_STATE_JS = f"""
+(expected) => {{
   const prompts = Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'))
     .map(e => e.textContent.trim());
-  const status = document.querySelector("%s");
+  const status = document.querySelector("{KERNEL_STATUS}");
   const kernel = status ? status.textContent.trim() : '';
   const numbered = prompts.filter(p => /^\\[\\d+\\]:?$/.test(p)).length;
   const running = prompts.filter(p => p.includes('*')).length;
   const idle = /\\|\\s*Idle$/.test(kernel);
-  const summary = {prompts: prompts.length, numbered, running, kernel};
-  if (prompts.length === expected && numbered === expected && idle) return {state: 'done', ...summary};
+  const summary = {{prompts: prompts.length, numbered, running, kernel}};
+  if (prompts.length === expected && numbered === expected && idle) return {{state: 'done', ...summary}};
   // started (something ran) but nothing runs or waits any more: Run All stopped at an error
-  if (numbered > 0 && running === 0 && idle) return {state: 'stopped', ...summary};
+  if (numbered > 0 && running === 0 && idle) return {{state: 'stopped', ...summary}};
   return null;
-}
-""" % KERNEL_STATUS
+}}
+"""
 
 ERROR_OUTPUTS_JS = """
 () => Array.from(document.querySelectorAll(
@@ -205,27 +204,27 @@ function readWidget(root, sliderIndex) {
 }
 """
 
-WIDGET_STATE_JS = "([root, i]) => { %s; return readWidget(root, i); }" % READ_WIDGET_JS
+WIDGET_STATE_JS = f"([root, i]) => {{ {READ_WIDGET_JS}; return readWidget(root, i); }}"
 
 # True once the readout, the summary and the figure all differ from ``before`` (and the figure loaded).
-CHANGED_JS = """([root, i, before]) => { %s;
+CHANGED_JS = f"""([root, i, before]) => {{ {READ_WIDGET_JS};
   const now = readWidget(root, i);
   return now.readout !== before.readout && now.summary !== null && now.summary !== before.summary
     && now.img !== null && now.img !== before.img && now.imgLoaded;
-}""" % READ_WIDGET_JS
+}}"""
 
 # True once the kernel is Idle and the widget has not changed for ``ms`` milliseconds: no update in flight.
-SETTLED_JS = """([root, i, ms]) => { %s;
-  const status = document.querySelector("%s");
+SETTLED_JS = f"""([root, i, ms]) => {{ {READ_WIDGET_JS};
+  const status = document.querySelector("{KERNEL_STATUS}");
   const key = JSON.stringify(readWidget(root, i)) + (status ? status.textContent.trim() : '');
   const idle = !!status && /\\|\\s*Idle$/.test(status.textContent.trim());
   const now = performance.now();
-  if (!window.__mtlSettle || window.__mtlSettle.key !== key || !idle) {
-    window.__mtlSettle = {key, since: now};
+  if (!window.__mtlSettle || window.__mtlSettle.key !== key || !idle) {{
+    window.__mtlSettle = {{key, since: now}};
     return false;
-  }
+  }}
   return now - window.__mtlSettle.since >= ms;
-}""" % (READ_WIDGET_JS, KERNEL_STATUS)
+}}"""
 
 #: Milliseconds the widget must stay unchanged (kernel Idle) to count as settled.
 SETTLE_MS = 1000
@@ -291,7 +290,7 @@ class Session:
         except Exception as error:
             try:
                 shot = str(self.screenshot("failure"))
-            except Exception as shot_error:  # noqa: BLE001 - the browser may be gone
+            except Exception as shot_error:
                 shot = f"(none: {shot_error!r})"
             log = self.keep_server_log()
             raise AssertionError(
@@ -448,8 +447,10 @@ def test_widget_responds_to_keyboard_in_jupyterlab(
 
         badge = session.log_console_badge()
         if badge:  # reported, not failed: see the note in the test's output
-            print(f"note: the status bar's log console shows {badge} message(s): kernel output JupyterLab could "
-                  "not route to a cell (open it with View → Show Log Console)")
+            print(
+                f"note: the status bar's log console shows {badge} message(s): kernel output JupyterLab could "
+                "not route to a cell (open it with View → Show Log Console)"
+            )
         readouts = [s["readout"] for s in (before, after_arrows, at_end, paged)]
         print(f"slider {labels[index]!r} readouts: {' → '.join(readouts)}")
         print(f"summaries: {before['summary']!r} → {paged['summary']!r}")

@@ -25,7 +25,7 @@ BLOCK_TORCH = textwrap.dedent(
 )
 
 
-def test_doctor_reports_versions_device_and_notebooks(capsys) -> None:  # noqa: ANN001
+def test_doctor_reports_versions_device_and_notebooks(capsys) -> None:
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "torch" in out and "device:" in out and "course notebooks:" in out

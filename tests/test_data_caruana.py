@@ -111,7 +111,9 @@ def test_environment_tasks_are_unit_read_outs_of_the_shared_features() -> None:
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0)
     data = problem.sample(30_000, rng(9))
     clean = problem.clean_targets(data.x)
-    np.testing.assert_allclose(np.stack([clean[t] for t in problem.task_names], 1), C.environment_features(data.x) @ a.T)
+    np.testing.assert_allclose(
+        np.stack([clean[t] for t in problem.task_names], 1), C.environment_features(data.x) @ a.T
+    )
     np.testing.assert_allclose(data.truth, clean["main"])
     assert abs((data.targets["task_2"] - clean["task_2"]).std() - 0.5) < 0.01
     assert abs(clean["main"].var() - 1.0) < 0.05  # unit signal variance

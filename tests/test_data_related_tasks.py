@@ -169,8 +169,9 @@ def test_alpha_learning_rate_and_trace(small_data, device: torch.device) -> None
     for scale in (1e-4, 10.0):
         torch.manual_seed(0)
         model = CrossStitchNetwork.mlp(20, [8, 8], {"A": 1, "B": 1})
-        result = fit_and_score(model, train, test, epochs=5, lr=1e-2, alpha_lr_scale=scale, record_alpha=True,
-                               device=device)
+        result = fit_and_score(
+            model, train, test, epochs=5, lr=1e-2, alpha_lr_scale=scale, record_alpha=True, device=device
+        )
         trace = result.alphas(0)
         assert trace.shape == (6, 8, 2, 2)  # init + one snapshot per epoch, per-channel alpha
         assert np.allclose(trace[0], np.array([[0.9, 0.1], [0.1, 0.9]]))
@@ -189,7 +190,7 @@ def test_divergence_is_reported_not_raised(small_data, device: torch.device) -> 
 
 def test_fit_and_score_checks_its_arguments(small_data) -> None:
     train, test = small_data
-    with pytest.raises(ValueError, match="cross_stitch_parameters"):
+    with pytest.raises(ValueError, match="mixing_parameters"):
         fit_and_score(SingleTask.mlp(20, [4], {"A": 1, "B": 1}), train, test, epochs=1, alpha_lr_scale=10.0)
     with pytest.raises(KeyError, match="data have"):
         fit_and_score(SingleTask.mlp(20, [4], {"a": 1, "b": 1}), train, test, epochs=1)

@@ -22,6 +22,7 @@ def test_masks_are_discs_and_squares_of_similar_area() -> None:
     disc, square = area[data.shape == 0], area[data.shape == 1]
     # same radius distribution and equal-area construction: mean areas agree within 10 %
     assert abs(disc.mean() / square.mean() - 1) < 0.1
+
     # a disc fills about pi/4 of its bounding box; a square fills all of it
     def fill(mask: torch.Tensor) -> float:
         rows, cols = mask.any(1).nonzero(), mask.any(0).nonzero()

@@ -25,9 +25,16 @@ def test_gradnorm_toy_follows_its_formula() -> None:
     x = 2 * torch.rand(5, 6, generator=g) - 1
     x = x / x.norm(dim=1, keepdim=True)
     assert torch.allclose(toy.train.x, x)
-    for i, (task, sigma) in enumerate(zip(toy.tasks, sigmas)):
-        expected = np.array([[sigma * np.tanh(sum((B[o, j] + eps[i, o, j]).item() * x[n, j].item() for j in range(6)))
-                              for o in range(4)] for n in range(5)])
+    for i, (task, sigma) in enumerate(zip(toy.tasks, sigmas, strict=True)):
+        expected = np.array(
+            [
+                [
+                    sigma * np.tanh(sum((B[o, j] + eps[i, o, j]).item() * x[n, j].item() for j in range(6)))
+                    for o in range(4)
+                ]
+                for n in range(5)
+            ]
+        )
         np.testing.assert_allclose(toy.train.targets[task].numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -125,8 +132,10 @@ def test_quadratic_form_equals_the_scaled_least_squares_losses() -> None:
     X = pair.train.x.double().numpy()
     rng = np.random.default_rng(0)
     for w in rng.normal(size=(5, 2)):
-        direct = [s * np.mean((X @ w - pair.train.targets[t].double().numpy()[:, 0]) ** 2)
-                  for t, s in zip(pair.tasks, pair.loss_scales)]
+        direct = [
+            s * np.mean((X @ w - pair.train.targets[t].double().numpy()[:, 0]) ** 2)
+            for t, s in zip(pair.tasks, pair.loss_scales, strict=True)
+        ]
         np.testing.assert_allclose(q.losses(w), direct, rtol=1e-9)
     # and the torch loss used for training agrees
     model = pair.model(init=[0.3, -0.2])

@@ -61,8 +61,18 @@ def test_conflicting_pair_equal_weighting_converges_to_the_closed_form() -> None
 
 def test_gradnorm_toy_experiment_columns_and_score() -> None:
     torch.set_num_threads(1)
-    df = gradnorm_toy_experiment([1.0, 10.0], ["equal", "fixed"], seeds=(0,), epochs=3, n_train=32, n_val=16,
-                                 in_features=4, out_features=3, hidden=(8,), device="cpu")
+    df = gradnorm_toy_experiment(
+        [1.0, 10.0],
+        ["equal", "fixed"],
+        seeds=(0,),
+        epochs=3,
+        n_train=32,
+        n_val=16,
+        in_features=4,
+        out_features=3,
+        hidden=(8,),
+        device="cpu",
+    )
     assert list(df.method) == ["equal", "fixed"]
     assert {"score", "ratio/t0", "ratio/t1", "weight/t0", "weight/t1"} <= set(df.columns)
     np.testing.assert_allclose(df.score, df["ratio/t0"] + df["ratio/t1"])

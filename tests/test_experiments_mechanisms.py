@@ -72,9 +72,11 @@ def test_replica_gradients_equal_hard_sharing_with_one_head_per_task() -> None:
         o = separate(x[r])
         loss = mse_loss(o["main"], y_main[r]) + sum(mse_loss(o[f"e{k}"], y_extra[r, :, k : k + 1]) for k in range(3))
         loss.backward()
-        for w, stage in zip(model.trunk_weights, separate.trunk.stages):
+        for w, stage in zip(model.trunk_weights, separate.trunk.stages, strict=True):
             torch.testing.assert_close(w.grad[r], stage[0].weight.grad.T)
-        torch.testing.assert_close(model.head_weights["extra"].grad[r, :, 2], separate.heads["e2"].layers[-1].weight.grad[0])
+        torch.testing.assert_close(
+            model.head_weights["extra"].grad[r, :, 2], separate.heads["e2"].layers[-1].weight.grad[0]
+        )
 
 
 def test_stl_replica_extra_head_gets_no_gradient() -> None:
@@ -114,7 +116,9 @@ def test_a_replica_trains_the_same_alone_or_with_others(device: torch.device) ->
     together = M.train_arms(arms, steps=20, eval_every=5, device=device)
     alone = M.train_arms(arms[1:2], steps=20, eval_every=5, device=device)
     cols = ["best_step", "test_es", "test_final", "train_final"]
-    np.testing.assert_allclose(together.summary.loc[1, cols].to_numpy(float), alone.summary.loc[0, cols].to_numpy(float), rtol=1e-4)
+    np.testing.assert_allclose(
+        together.summary.loc[1, cols].to_numpy(float), alone.summary.loc[0, cols].to_numpy(float), rtol=1e-4
+    )
 
 
 def test_early_stopping_restores_each_replicas_best_weights(device: torch.device) -> None:
@@ -171,7 +175,11 @@ def test_input_weight_share_against_a_loop() -> None:
 
 def test_summarize_pairs_conditions_with_the_baseline_by_seed() -> None:
     df = pd.DataFrame(
-        {"condition": ["STL", "MTL", "STL", "MTL", "STL", "MTL"], "seed": [0, 0, 1, 1, 2, 2], "err": [1.0, 0.5, 2.0, 2.5, 3.0, 1.5]}
+        {
+            "condition": ["STL", "MTL", "STL", "MTL", "STL", "MTL"],
+            "seed": [0, 0, 1, 1, 2, 2],
+            "err": [1.0, 0.5, 2.0, 2.5, 3.0, 1.5],
+        }
     )
     out = M.summarize(df, metric="err")
     assert out.loc["MTL", "mean"] == pytest.approx(1.5)
@@ -185,7 +193,7 @@ def test_summarize_pairs_conditions_with_the_baseline_by_seed() -> None:
 # -- the experiments run end to end on tiny budgets -----------------------------------------------
 @pytest.mark.slow
 def test_experiments_smoke(device: torch.device) -> None:
-    small = dict(n_train=30, n_val=20, n_test=40, steps=20, eval_every=10, device=device)
+    small = {"n_train": 30, "n_val": 20, "n_test": 40, "steps": 20, "eval_every": 10, "device": device}
     res = M.caruana_experiment([0], **small)
     assert set(res.summary["condition"]) == {"STL", "MTL", "shuffled", "MTL copies", "STL average"}
     assert set(res.summary["experiment"]) == {"main", "random labels"}
@@ -194,7 +202,9 @@ def test_experiments_smoke(device: torch.device) -> None:
     assert M.eavesdropping_experiment([0], **small).summary.shape[0] == 3
     rep, probe = M.representation_experiment([0], task_counts=(1, 3), n_probe=20, n_novel=2, **small)
     assert list(probe["tasks"]) == [1, 3] and probe["novel_mse"].notna().all()
-    assert np.isnan(rep.arms[0].train.targets["task_2"]).all() and not np.isnan(rep.arms[1].train.targets["task_3"]).any()
+    assert (
+        np.isnan(rep.arms[0].train.targets["task_2"]).all() and not np.isnan(rep.arms[1].train.targets["task_3"]).any()
+    )
     bc = M.breast_cancer_experiment([0], n_train=30, n_val=30, steps=20, eval_every=10, device=device)
     assert bc.summary["test_es"].between(0, 1).all()
     assert len(bc.arms[0].test.truth) == 569 - 60

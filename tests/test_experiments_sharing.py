@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 from torch.nn.utils import parameters_to_vector
 
 from mtl_course.data.loaders import TensorLoader
@@ -52,7 +51,13 @@ def test_column_distance_is_zero_for_tied_and_about_one_for_independent_columns(
 # -- the replicated model -------------------------------------------------------------------
 def _model(penalty: str = "l2") -> ReplicatedColumns:
     return ReplicatedColumns.from_seeds(
-        3, [5, 4], TASKS, seeds=[0, 1, 1, 2], lams=[0.0, 0.5, 2.0, 9.0], hard=[False, False, False, True], penalty=penalty
+        3,
+        [5, 4],
+        TASKS,
+        seeds=[0, 1, 1, 2],
+        lams=[0.0, 0.5, 2.0, 9.0],
+        hard=[False, False, False, True],
+        penalty=penalty,
     )
 
 
@@ -74,8 +79,10 @@ def test_penalty_per_replica_is_soft_sharing_penalty(penalty: str) -> None:
     model = _model(penalty)
     values = model.penalty_per_replica()
     for r in range(3):
-        torch.testing.assert_close(values[r], model.replica(r).soft_sharing_penalty(), rtol=1e-5, atol=1e-5)
-    expected = sum(lam * v for lam, v in zip([0.0, 0.5, 2.0, 0.0], values))  # the hard replica's lam is forced to 0
+        torch.testing.assert_close(values[r], model.replica(r).penalty(), rtol=1e-5, atol=1e-5)
+    expected = sum(
+        lam * v for lam, v in zip([0.0, 0.5, 2.0, 0.0], values, strict=True)
+    )  # the hard replica's lam is forced to 0
     torch.testing.assert_close(model.penalty(), expected)
 
 
@@ -120,17 +127,35 @@ def test_training_a_replica_in_the_stack_equals_training_it_alone(penalty: str) 
     x = torch.as_tensor(np.stack([x_cases] * 4), dtype=torch.float32)
     y = torch.as_tensor(np.stack([y_cases] * 4), dtype=torch.float32)
     batch = (x, {t: y[..., i : i + 1] for i, t in enumerate(data.tasks)})
-    fit(model, [Task(t, replica_mse_loss) for t in data.tasks], "equal", [batch], epochs=40, lr=1e-2,
-        penalty=lambda m: m.penalty(), progress=False, device="cpu")
+    fit(
+        model,
+        [Task(t, replica_mse_loss) for t in data.tasks],
+        "equal",
+        [batch],
+        epochs=40,
+        lr=1e-2,
+        penalty=1.0,
+        progress=False,
+        device="cpu",
+    )
     # alone: the stacked cases with NaN for the other task's labels, the course's missing-label convention
     x_all = torch.as_tensor(data.train.x, dtype=torch.float32)
     targets = {t: torch.as_tensor(data.train.targets[t], dtype=torch.float32)[:, None] for t in data.tasks}
     for r, single in enumerate(singles):
-        penalty_fn = None if hard[r] else (lambda m, lam=lams[r]: lam * m.soft_sharing_penalty())
-        fit(single, [Task(t, mse_loss) for t in data.tasks], "equal", TensorLoader(x_all, targets, shuffle=False),
-            epochs=40, lr=1e-2, penalty=penalty_fn, progress=False, device="cpu")
+        penalty_weight = 0.0 if hard[r] else float(lams[r])
+        fit(
+            single,
+            [Task(t, mse_loss) for t in data.tasks],
+            "equal",
+            TensorLoader(x_all, targets, shuffle=False),
+            epochs=40,
+            lr=1e-2,
+            penalty=penalty_weight,
+            progress=False,
+            device="cpu",
+        )
         trained = model.replica(r)
-        for p, q in zip(single.parameters(), trained.parameters()):
+        for p, q in zip(single.parameters(), trained.parameters(), strict=True):
             torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-4)
 
 
@@ -165,8 +190,25 @@ def sweep():
 def test_sweep_has_one_row_per_arm_and_the_documented_columns(sweep) -> None:
     s = sweep.summary
     assert len(s) == 2 * 2 * 4 * 2  # sizes x rhos x (stl, 2 soft, hard) x seeds
-    for column in ["arm", "method", "label", "lam", "rho", "n_train", "seed", "parameters", "best_step", "val_a",
-                   "test_a", "final_a", "val", "test", "final", "distance", "final_distance"]:
+    for column in [
+        "arm",
+        "method",
+        "label",
+        "lam",
+        "rho",
+        "n_train",
+        "seed",
+        "parameters",
+        "best_step",
+        "val_a",
+        "test_a",
+        "final_a",
+        "val",
+        "test",
+        "final",
+        "distance",
+        "final_distance",
+    ]:
         assert column in s.columns, column
     assert set(s["label"]) == {"STL", "soft λ=0.01", "soft λ=1", "hard"}
     assert s["arm"].tolist() == list(range(len(s)))
@@ -199,7 +241,7 @@ def test_the_penalty_pulls_the_columns_together(sweep) -> None:
 
 
 def test_sweep_is_deterministic() -> None:
-    kwargs = dict(rhos=[0.5], n_train=8, lams=[0, 0.1], seeds=[3], steps=20, eval_every=10)
+    kwargs = {"rhos": [0.5], "n_train": 8, "lams": [0, 0.1], "seeds": [3], "steps": 20, "eval_every": 10}
     a, b = sharing_sweep(**kwargs).summary, sharing_sweep(**kwargs).summary
     pd.testing.assert_frame_equal(a, b)
 

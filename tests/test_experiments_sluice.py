@@ -60,7 +60,7 @@ def test_official_cross_stitch_matches_the_index_rule(num_subspaces: int) -> Non
     product = alpha @ _reshape_by_hand(concat, m * num_subspaces, h // num_subspaces)
     if num_subspaces > 1:
         product = _reshape_by_hand(product, m, h)
-    for got, expected in zip(official_cross_stitch(states, alpha, num_subspaces), product):
+    for got, expected in zip(official_cross_stitch(states, alpha, num_subspaces), product, strict=True):
         assert np.allclose(got, expected)
 
 
@@ -110,7 +110,7 @@ def test_subspace_overlaps_are_the_roots_of_the_penalty_terms() -> None:
     net = SluiceNetwork.mlp(5, [4, 4], {"a": 1, "b": 1})
     overlaps = subspace_overlaps(net)
     assert overlaps.shape == (2, 2)
-    assert math.isclose(float((overlaps**2).sum()), float(net.orthogonality_penalty().detach()), rel_tol=1e-5)
+    assert math.isclose(float((overlaps**2).sum()), float(net.penalty().detach()), rel_tol=1e-5)
     with pytest.raises(ValueError, match="num_subspaces >= 2"):
         subspace_overlaps(SluiceNetwork.mlp(5, [4, 4], {"a": 1, "b": 1}, num_subspaces=1))
 
@@ -137,8 +137,15 @@ def test_train_sluice_rejects_a_penalty_without_subspaces() -> None:
 
 
 def test_run_ablation_returns_one_row_per_arm_and_seed() -> None:
-    result = run_ablation(ABLATION_ARMS, seeds=[0, 1], hidden=[8, 8], epochs=3, record=False,
-                          data={"n_samples": (100, 20), "n_test": 50}, device="cpu")
+    result = run_ablation(
+        ABLATION_ARMS,
+        seeds=[0, 1],
+        hidden=[8, 8],
+        epochs=3,
+        record=False,
+        data={"n_samples": (100, 20), "n_test": 50},
+        device="cpu",
+    )
     assert len(result.scores) == 2 * len(ABLATION_ARMS)
     assert {"arm", "label", "seed", "rho", "mse_A", "mse_B", "diverged"} <= set(result.scores)
     assert list(result.summary().index) == [a.label for a in ABLATION_ARMS]
@@ -197,8 +204,15 @@ def test_layer_contributions_match_a_direct_computation() -> None:
 
 
 def test_paired_differences() -> None:
-    result = run_ablation(ABLATION_ARMS[:2], seeds=[0, 1], hidden=[4], epochs=2, record=False,
-                          data={"n_samples": (50, 10), "n_test": 20}, device="cpu")
+    result = run_ablation(
+        ABLATION_ARMS[:2],
+        seeds=[0, 1],
+        hidden=[4],
+        epochs=2,
+        record=False,
+        data={"n_samples": (50, 10), "n_test": 20},
+        device="cpu",
+    )
     paired = result.paired_differences()
     scores = result.scores.pivot(index="seed", columns="arm", values="mse_B")
     assert list(paired.index) == ["STL", "hard sharing"]

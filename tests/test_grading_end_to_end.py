@@ -15,8 +15,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from mtl_course.grading.format import answer_id, cell_role
 from mtl_course.cli import main
+from mtl_course.grading.format import answer_id, cell_role
 from mtl_course.notebooks import course_root
 
 ROOT = course_root()
@@ -174,25 +174,48 @@ def test_broken_and_hostile_submissions_only_hurt_themselves(tmp_path: Path) -> 
     cases = {  # student: (submission, status, total)
         "good": (good, "ok", 9),
         "loop": (_with_answers(SOLUTION, ex1_2="while True:\n    pass"), "timeout", 6),
-        "deaf_loop": (_with_answers(SOLUTION, ex1_3="""
+        "deaf_loop": (
+            _with_answers(
+                SOLUTION,
+                ex1_3="""
             import signal, time
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             while True:
                 time.sleep(0.01)
-        """), "timeout", 6),
-        "memory_bomb": (_with_answers(SOLUTION, ex1_1="blocks = [bytearray(10**8) for _ in range(10**3)]"), "memory", 6),
+        """,
+            ),
+            "timeout",
+            6,
+        ),
+        "memory_bomb": (
+            _with_answers(SOLUTION, ex1_1="blocks = [bytearray(10**8) for _ in range(10**3)]"),
+            "memory",
+            6,
+        ),
         "exit": (_with_answers(SOLUTION, ex1_2="import os\nos._exit(1)"), "crashed", 3),
-        "kill9": (_with_answers(SOLUTION, ex1_3="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"), "crashed", 6),
+        "kill9": (
+            _with_answers(SOLUTION, ex1_3="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
+            "crashed",
+            6,
+        ),
         "truncated": (good[: len(good) // 2], "malformed", 0),
         "garbage": (b"\x00\xff not a notebook", "malformed", 0),
         "reordered": (reordered, "ok", 6),
-        "huge_output": (_with_answers(SOLUTION, ex1_1=_solution_answer("ex1.1") + '\nprint("x" * 20_000_000)'), "ok", 9),
+        "huge_output": (
+            _with_answers(SOLUTION, ex1_1=_solution_answer("ex1.1") + '\nprint("x" * 20_000_000)'),
+            "ok",
+            9,
+        ),
         "exception": (_with_answers(SOLUTION, ex1_2='raise RuntimeError("boom")'), "ok", 6),
         "patch_checks": (_with_answers(EXERCISE, ex1_1=FAKE_CHECKS), "ok", 0),
         "patch_print": (_with_answers(EXERCISE, ex1_1=PATCH_PRINT), "ok", 0),
         "patch_stdout": (_with_answers(EXERCISE, ex1_1=PATCH_STDOUT), "ok", 0),
         "cheater": (cheater, "ok", 0),
-        "writer": (_with_answers(EXERCISE, ex1_1=WRITE_FILES.format(out=str(out), sheet=SHEET, solution=str(solution_copy))), "ok", 0),
+        "writer": (
+            _with_answers(EXERCISE, ex1_1=WRITE_FILES.format(out=str(out), sheet=SHEET, solution=str(solution_copy))),
+            "ok",
+            0,
+        ),
     }
     for student, (submission, _, _) in cases.items():
         path = subs / f"{student}.ipynb"

@@ -12,13 +12,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mtl_course.cli import main
 from mtl_course.grading import checks
 from mtl_course.grading.format import BEGIN_SOLUTION, SheetFormatError, cell_role, parse_sheet
 from mtl_course.grading.grade import Instructor, find_submissions, graded_notebook, suspicious_names
 from mtl_course.grading.gradebook import CheckResult, SubmissionResult, gradebook_csv, write_results
 from mtl_course.grading.release import release, release_notebook
 from mtl_course.grading.sandbox import Limits, run_limited
-from mtl_course.cli import main
 from mtl_course.notebooks import course_root
 
 ROOT = course_root()
@@ -49,7 +49,7 @@ def test_exercises_are_up_to_date(tmp_path: Path) -> None:
         )
 
 
-def test_cli_release_and_grade_errors(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_cli_release_and_grade_errors(tmp_path: Path, capsys) -> None:
     assert main(["release", "--exercises", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in SOLUTIONS]
     assert main(["grade", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 1
@@ -66,7 +66,7 @@ def test_release_stubs_answers_drops_hidden_checks_and_outputs() -> None:
     code = [c for c in released.cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code)
     stub = next(c.source for c in code if cell_role(c).get("answer") == "ex1.1")
-    assert stub.startswith("def soft_threshold(z, t):\n    \"\"\"") and 'raise NotImplementedError("ex1.1' in stub
+    assert stub.startswith('def soft_threshold(z, t):\n    """') and 'raise NotImplementedError("ex1.1' in stub
 
 
 @pytest.mark.parametrize(
@@ -76,10 +76,15 @@ def test_release_stubs_answers_drops_hidden_checks_and_outputs() -> None:
         (lambda nb: nb.cells[7].metadata.update(mtl_course={"answer": "ex1.1"}), "more than one cell"),
         (lambda nb: setattr(nb.cells[3], "source", nb.cells[3].source.replace(BEGIN_SOLUTION, "")), "needs one"),
         (lambda nb: setattr(nb.cells[4], "outputs", []), "PASS 2/2"),
-        (lambda nb: setattr(nb.cells[4], "source", nb.cells[4].source.replace("from mtl_course", "import mtl_course")), "imports"),
+        (
+            lambda nb: setattr(
+                nb.cells[4], "source", nb.cells[4].source.replace("from mtl_course", "import mtl_course")
+            ),
+            "imports",
+        ),
     ],
 )
-def test_sheet_format_errors_say_what_is_wrong(damage, message: str) -> None:  # noqa: ANN001
+def test_sheet_format_errors_say_what_is_wrong(damage, message: str) -> None:
     nb = copy.deepcopy(_solution())
     damage(nb)
     with pytest.raises(SheetFormatError, match=message):
@@ -87,8 +92,8 @@ def test_sheet_format_errors_say_what_is_wrong(damage, message: str) -> None:  #
 
 
 # -- check helpers ----------------------------------------------------------------
-def test_checks_report_what_was_expected_and_catch_student_errors(capsys, tmp_path: Path) -> None:  # noqa: ANN001
-    def broken(x):  # noqa: ANN001, ANN202
+def test_checks_report_what_was_expected_and_catch_student_errors(capsys, tmp_path: Path) -> None:
+    def broken(x):
         raise ZeroDivisionError("oops")
 
     with checks.check("ex9.1", "shape", points=1) as c:

@@ -165,7 +165,9 @@ def test_lambda_alpha_conversion_gives_the_same_minimiser(synthetic) -> None:
         return float(r @ r + lam * np.abs(b).sum())
 
     rng = np.random.default_rng(0)
-    assert all(lecture_objective(beta) <= lecture_objective(beta + 1e-3 * rng.normal(size=beta.shape)) for _ in range(50))
+    assert all(
+        lecture_objective(beta) <= lecture_objective(beta + 1e-3 * rng.normal(size=beta.shape)) for _ in range(50)
+    )
 
 
 # -- optimality: KKT conditions and the duality gap --------------------------------------

@@ -21,10 +21,13 @@ def test_cross_entropy_averages_over_labelled_items_only(device):
     logits = torch.randn(6, 4, generator=_gen(0)).to(device)
     target = torch.tensor([0, 3, 1, 2, 2, 1], device=device)
     mask = torch.tensor([True, False, True, True, False, True], device=device)
-    expected = np.mean([
-        -math.log(math.exp(logits[i, target[i]].item()) / sum(math.exp(v) for v in logits[i].tolist()))
-        for i in range(6) if mask[i]
-    ])
+    expected = np.mean(
+        [
+            -math.log(math.exp(logits[i, target[i]].item()) / sum(math.exp(v) for v in logits[i].tolist()))
+            for i in range(6)
+            if mask[i]
+        ]
+    )
     assert L.cross_entropy(logits, target, mask).item() == pytest.approx(expected, rel=1e-5)
     ignored = torch.where(mask, target, torch.full_like(target, -100))
     assert L.cross_entropy(logits, ignored).item() == pytest.approx(expected, rel=1e-5)
@@ -36,7 +39,9 @@ def test_dense_cross_entropy_with_per_sample_mask(device):
     mask = torch.tensor([True, False, True], device=device)
     per_pixel = [
         -torch.log_softmax(logits[b, :, i, j], 0)[target[b, i, j]].item()
-        for b in (0, 2) for i in range(2) for j in range(2)
+        for b in (0, 2)
+        for i in range(2)
+        for j in range(2)
     ]
     assert L.cross_entropy(logits, target, mask).item() == pytest.approx(np.mean(per_pixel), rel=1e-5)
 
@@ -147,7 +152,9 @@ def test_depth_loss_matches_loops_with_missing_ground_truth(device):
     valid[1] = False  # an image without any ground truth is left out of the mean
     log_target[0, 0, 0] = float("nan")
     valid[0, 0, 0] = False
-    got = L.scale_invariant_depth_loss(log_pred.to(device), log_target.to(device), (valid | torch.isnan(log_target)).to(device))
+    got = L.scale_invariant_depth_loss(
+        log_pred.to(device), log_target.to(device), (valid | torch.isnan(log_target)).to(device)
+    )
     assert got.item() == pytest.approx(_depth_reference(log_pred, log_target, valid), rel=1e-10)
 
 
@@ -186,7 +193,8 @@ def test_flow_smoothness_matches_loops(device):
         for i in range(2):
             for j in range(3):
                 s = sum(
-                    (flow[b, c, i, j + 1] - flow[b, c, i, j]).item() ** 2 + (flow[b, c, i + 1, j] - flow[b, c, i, j]).item() ** 2
+                    (flow[b, c, i, j + 1] - flow[b, c, i, j]).item() ** 2
+                    + (flow[b, c, i + 1, j] - flow[b, c, i, j]).item() ** 2
                     for c in range(2)
                 )
                 values.append(math.sqrt(0.01 + s))

@@ -68,13 +68,9 @@ def build(name: str) -> tuple[MultiTaskModel, torch.Tensor, dict[str, tuple[int,
 ALL = [*ARCHITECTURES, *IMAGE_ARCHITECTURES]
 
 
-def penalty(model: MultiTaskModel) -> torch.Tensor | float:
-    """The model's architectural penalty, if it has one."""
-    if isinstance(model, SoftSharing):
-        return model.soft_sharing_penalty()
-    if isinstance(model, SluiceNetwork):
-        return model.orthogonality_penalty()
-    return 0.0
+def penalty(model: MultiTaskModel) -> torch.Tensor:
+    """The model's architectural penalty (zero for models without one)."""
+    return model.penalty()
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -9,8 +9,8 @@ from mtl_course.models import (
     CrossStitchFunction,
     CrossStitchNetwork,
     CrossStitchUnit,
-    MLPTrunk,
     LinearHead,
+    MLPTrunk,
     cross_stitch,
     cross_stitch_reference,
 )
@@ -57,10 +57,10 @@ def test_hand_written_backward_matches_autograd_on_the_einsum_reference(
     results = []
     for fn in (cross_stitch, cross_stitch_reference):
         out = fn(xs, alpha)
-        loss = sum((o * u).sum() for o, u in zip(out, upstream))
+        loss = sum((o * u).sum() for o, u in zip(out, upstream, strict=True))
         results.append((out, torch.autograd.grad(loss, [alpha, *xs])))
     (out, grads), (ref_out, ref_grads) = results
-    for got, want in zip([*out, *grads], [*ref_out, *ref_grads]):
+    for got, want in zip([*out, *grads], [*ref_out, *ref_grads], strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -119,7 +119,7 @@ def test_identity_alpha_turns_the_network_into_independent_columns(device: torch
     x = torch.randn(5, 6, device=device)
     stitched = net(x)
     with torch.no_grad():
-        for alpha in net.cross_stitch_parameters():
+        for alpha in net.mixing_parameters():
             alpha.copy_(cross_stitch_init(2, (1.0, 0.0), alpha.shape[0]))
     out = net(x)
     for task in net.tasks:
@@ -129,7 +129,7 @@ def test_identity_alpha_turns_the_network_into_independent_columns(device: torch
 
 def test_cross_stitch_parameters_are_the_alphas_and_can_get_their_own_learning_rate() -> None:
     net = CrossStitchNetwork.mlp(in_features=6, hidden=[8, 4, 4], tasks={"a": 1, "b": 1}, per_channel=True)
-    alphas = list(net.cross_stitch_parameters())
+    alphas = list(net.mixing_parameters())
     assert [tuple(a.shape) for a in alphas] == [(8, 2, 2), (4, 2, 2), (4, 2, 2)]
     assert {id(a) for a in alphas} <= {id(p) for p in net.shared_parameters()}
     assert {id(p) for p in net.column_parameters("a")}.isdisjoint({id(a) for a in alphas})

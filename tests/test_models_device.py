@@ -12,10 +12,10 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from test_models_contract import ARCHITECTURES, IMAGE_ARCHITECTURES, build, penalty
 
 from mtl_course.device import autocast
 from mtl_course.models import CrossStitchNetwork, cross_stitch
-from test_models_contract import ARCHITECTURES, IMAGE_ARCHITECTURES, build, penalty
 
 MIXED = [*ARCHITECTURES, "cross_stitch_cnn", "sluice_cnn", "hard_sharing_unet"]
 assert set(MIXED) <= set(ARCHITECTURES) | set(IMAGE_ARCHITECTURES)
@@ -53,7 +53,7 @@ def test_cross_stitch_runs_in_the_autocast_dtype_and_returns_float32_alpha_gradi
         out = cross_stitch(xs, alpha)
     assert all(y.dtype == context.fast_dtype for y in out)
     grads = torch.autograd.grad(sum(y.float().sum() for y in out), [alpha, *xs])
-    for got, want in zip(grads, expected):
+    for got, want in zip(grads, expected, strict=True):
         assert got.dtype == torch.float32
         torch.testing.assert_close(got, want, atol=0.05 * want.abs().max().item(), rtol=0.05)
 
@@ -96,7 +96,7 @@ def test_cross_stitch_network_compiles_with_its_custom_autograd_function(backend
     reference = model(x)
     for task in model.tasks:
         torch.testing.assert_close(out[task], reference[task], atol=1e-5, rtol=1e-4)
-    for got, want in zip(grads, eager):
+    for got, want in zip(grads, eager, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
 

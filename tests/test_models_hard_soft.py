@@ -46,7 +46,7 @@ def test_hard_sharing_gradients_through_the_representation_match_the_weights() -
     (grad_z,) = torch.autograd.grad(loss, z_leaf)
     via_z = torch.autograd.grad(z, list(model.shared_parameters()), grad_outputs=grad_z)
     direct = torch.autograd.grad(model(x)["a"].square().sum(), list(model.shared_parameters()))
-    for a, b in zip(via_z, direct):
+    for a, b in zip(via_z, direct, strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -100,7 +100,7 @@ def test_squared_l2_penalty_is_the_sum_over_groups_and_task_pairs(num_tasks: int
     columns = {t: c.to(device) for t, c in random_columns(num_tasks).items()}
     expected = 0.0
     for first, second in itertools.combinations(columns.values(), 2):
-        for p, q in zip(first.parameters(), second.parameters()):
+        for p, q in zip(first.parameters(), second.parameters(), strict=True):
             expected += ((p - q) ** 2).sum().item()
     got = squared_l2_penalty(columns)
     assert got.device.type == device.type
@@ -121,7 +121,7 @@ def test_squared_l2_penalty_gradient_pulls_each_column_towards_the_others() -> N
 def test_trace_norm_penalty_is_the_nuclear_norm_of_the_stacked_parameters(num_tasks: int) -> None:
     columns = random_columns(num_tasks)
     expected = 0.0
-    for group in zip(*(c.parameters() for c in columns.values())):
+    for group in zip(*(c.parameters() for c in columns.values()), strict=True):
         rows = np.stack([p.detach().numpy().ravel() for p in group])  # (T, n)
         expected += np.linalg.svd(rows.astype(np.float64), compute_uv=False).sum()
     assert trace_norm_penalty(columns).item() == pytest.approx(expected, rel=1e-5)
@@ -133,7 +133,7 @@ def test_both_penalties_vanish_for_tied_columns_and_the_trace_norm_gradient_stay
     assert squared_l2_penalty(model.columns).item() == 0.0
     # tied columns: every W_g has rank 1, so its nuclear norm is the norm of sqrt(T) * theta
     expected = sum(3**0.5 * p.norm().item() for p in model.columns["a"].parameters())
-    penalty = model.soft_sharing_penalty()
+    penalty = model.penalty()
     assert penalty.item() == pytest.approx(expected, rel=1e-5)
     penalty.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.columns.parameters())
@@ -141,10 +141,10 @@ def test_both_penalties_vanish_for_tied_columns_and_the_trace_norm_gradient_stay
 
 def test_the_heads_are_not_penalised() -> None:
     model = SoftSharing.mlp(in_features=4, hidden=[5], tasks={"a": 1, "b": 3})
-    before = model.soft_sharing_penalty().item()
+    before = model.penalty().item()
     with torch.no_grad():
         model.heads["a"].layers[0].weight.add_(10.0)
-    assert model.soft_sharing_penalty().item() == before
+    assert model.penalty().item() == before
 
 
 def test_soft_sharing_forward_and_ownership() -> None:
@@ -159,13 +159,13 @@ def test_soft_sharing_forward_and_ownership() -> None:
 
 def test_minimising_the_penalty_brings_the_columns_together() -> None:
     model = SoftSharing.mlp(in_features=4, hidden=[5], tasks={"a": 1, "b": 1})
-    start = model.soft_sharing_penalty().item()
+    start = model.penalty().item()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     for _ in range(20):
         optimizer.zero_grad()
-        model.soft_sharing_penalty().backward()
+        model.penalty().backward()
         optimizer.step()
-    assert model.soft_sharing_penalty().item() < 1e-3 * start
+    assert model.penalty().item() < 1e-3 * start
 
 
 def test_soft_sharing_errors_name_the_mismatch() -> None:

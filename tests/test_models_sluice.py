@@ -40,7 +40,7 @@ def test_orthogonality_penalty_matches_the_direct_computation_for_mlp_columns(nu
     net = SluiceNetwork.mlp(in_features=6, hidden=[8, 8, 8], tasks=tasks, num_subspaces=num_subspaces)
     expected = direct_orthogonality(net)
     assert expected > 0
-    assert net.orthogonality_penalty().item() == pytest.approx(expected, rel=1e-5)
+    assert net.penalty().item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_orthogonality_penalty_matches_the_direct_computation_for_conv_columns() -> None:
@@ -48,12 +48,12 @@ def test_orthogonality_penalty_matches_the_direct_computation_for_conv_columns()
     net = SluiceNetwork(
         {t: CNNTrunk(2, [4, 4], pool=False) for t in ("a", "b")}, {t: LinearHead(4, 1) for t in ("a", "b")}
     )
-    assert net.orthogonality_penalty().item() == pytest.approx(direct_orthogonality(net), rel=1e-5)
+    assert net.penalty().item() == pytest.approx(direct_orthogonality(net), rel=1e-5)
 
 
 def test_orthogonality_penalty_is_zero_for_one_subspace_and_for_orthogonal_blocks() -> None:
     net = SluiceNetwork.mlp(in_features=6, hidden=[8, 8], tasks={"a": 1, "b": 1}, num_subspaces=1)
-    assert net.orthogonality_penalty().item() == 0.0
+    assert net.penalty().item() == 0.0
     # G_1 uses only row 0 of its block, G_2 only its last row: G_1^T G_2 = 0
     w = torch.zeros(4, 3)
     w[0] = torch.tensor([1.0, 2.0, 3.0])
@@ -67,13 +67,13 @@ def test_orthogonality_penalty_is_zero_for_one_subspace_and_for_orthogonal_block
 def test_minimising_the_penalty_makes_the_subspaces_orthogonal() -> None:
     torch.manual_seed(0)
     net = SluiceNetwork.mlp(in_features=6, hidden=[8, 8], tasks={"a": 1, "b": 1})
-    start = net.orthogonality_penalty().item()
+    start = net.penalty().item()
     optimizer = torch.optim.Adam(net.columns.parameters(), lr=0.05)
     for _ in range(40):
         optimizer.zero_grad()
-        net.orthogonality_penalty().backward()
+        net.penalty().backward()
         optimizer.step()
-    assert net.orthogonality_penalty().item() < 0.01 * start
+    assert net.penalty().item() < 0.01 * start
 
 
 def test_sluice_unit_mixes_all_subspaces_of_all_tasks(device: torch.device) -> None:
@@ -101,7 +101,7 @@ def test_with_one_subspace_the_unit_is_a_per_layer_cross_stitch_unit() -> None:
         stitch.alpha.copy_(sluice.alpha)
     hs = [torch.randn(5, 4, 2, 2, requires_grad=True) for _ in range(3)]
     out_sluice, out_stitch = sluice(hs), stitch(hs)
-    for a, b in zip(out_sluice, out_stitch):
+    for a, b in zip(out_sluice, out_stitch, strict=True):
         torch.testing.assert_close(a, b)
     (grad_sluice,) = torch.autograd.grad(sum(o.sum() for o in out_sluice), [sluice.alpha])
     (grad_stitch,) = torch.autograd.grad(sum(o.sum() for o in out_stitch), [stitch.alpha])
@@ -116,7 +116,7 @@ def test_with_one_subspace_and_no_beta_the_network_is_a_per_layer_cross_stitch_n
     stitch.columns.load_state_dict(sluice.columns.state_dict())
     stitch.heads.load_state_dict(sluice.heads.state_dict())
     with torch.no_grad():
-        for a, b in zip(sluice.cross_stitch_parameters(), stitch.cross_stitch_parameters()):
+        for a, b in zip(sluice.cross_stitch_parameters(), stitch.mixing_parameters(), strict=True):
             a.copy_(torch.randn(2, 2))
             b.copy_(a)
     x = torch.randn(4, 6)
@@ -132,7 +132,7 @@ def test_beta_weights_the_layers_of_each_task() -> None:
     # the mixed layer outputs, recomputed by hand
     hs, layers = [x, x], []
     for k, unit in enumerate(net.units):
-        hs = unit([net.columns[t].stages[k](h) for t, h in zip(net.tasks, hs)])
+        hs = unit([net.columns[t].stages[k](h) for t, h in zip(net.tasks, hs, strict=True)])
         layers.append(hs)
     out = net(x)
     torch.testing.assert_close(out["a"], net.heads["a"](sum(layer[0] for layer in layers) / 3))  # balanced beta

@@ -36,9 +36,21 @@ def _hyper(name):
 
 
 def test_history_has_the_documented_columns_and_loss_falls(device):
-    history = fit(_model(), TASKS, "equal", _data(), val_loader=_data(seed=1), epochs=8, lr=0.01, device=device, progress=False)
+    history = fit(
+        _model(), TASKS, "equal", _data(), val_loader=_data(seed=1), epochs=8, lr=0.01, device=device, progress=False
+    )
     assert list(history["epoch"]) == list(range(1, 9))
-    for column in ["reg/train_loss", "cls/train_loss", "reg/weight", "reg/val_loss", "reg/val_mse", "cls/val_accuracy", "val_loss", "train_loss", "time_s"]:
+    for column in [
+        "reg/train_loss",
+        "cls/train_loss",
+        "reg/weight",
+        "reg/val_loss",
+        "reg/val_mse",
+        "cls/val_accuracy",
+        "val_loss",
+        "train_loss",
+        "time_s",
+    ]:
         assert column in history
     assert history["reg/train_loss"].iloc[-1] < 0.5 * history["reg/train_loss"].iloc[0]
     assert (history["reg/weight"] == 1.0).all()
@@ -76,7 +88,10 @@ def test_partially_labelled_batches_dicts_masks_and_nan(device):
         {"x": data[0][0], "targets": {"reg": data[0][1]["reg"]}},  # no class labels at all
         (data[1][0], {"cls": data[1][1]["cls"]}),  # no regression labels
         (data[2][0], data[2][1], {"cls": torch.tensor([True, False] * 8)}),  # half the class labels
-        (data[3][0], {"reg": torch.where(torch.arange(16) < 8, data[3][1]["reg"], float("nan")), "cls": data[3][1]["cls"]}),
+        (
+            data[3][0],
+            {"reg": torch.where(torch.arange(16) < 8, data[3][1]["reg"], float("nan")), "cls": data[3][1]["cls"]},
+        ),
     ]
     for name in ["equal", "mgda_ub", "pcgrad"]:
         history = fit(_model(), TASKS, name, partial, val_loader=partial, epochs=2, device=device, progress=False)
@@ -95,7 +110,15 @@ def test_mismatched_tasks_and_targets_are_explained(device):
     with pytest.raises(KeyError, match=r"the weighting method has tasks \['reg', 'other'\]"):
         fit(_model(), TASKS, get_weighting("equal", ["reg", "other"]), _data(), epochs=1, device=device, progress=False)
     with pytest.raises(KeyError, match=r"targets for unknown task\(s\) \['seg'\]"):
-        fit(_model(), TASKS, "equal", [(torch.zeros(2, 4), {"seg": torch.zeros(2)})], epochs=1, device=device, progress=False)
+        fit(
+            _model(),
+            TASKS,
+            "equal",
+            [(torch.zeros(2, 4), {"seg": torch.zeros(2)})],
+            epochs=1,
+            device=device,
+            progress=False,
+        )
     with pytest.raises(ValueError, match="ToyNoRepresentation has none"):
         fit(_model(ToyNoRepresentation), TASKS, "mgda_ub", _data(), epochs=1, device=device, progress=False)
     with pytest.raises(TypeError, match="a batch must be"):
@@ -105,7 +128,15 @@ def test_mismatched_tasks_and_targets_are_explained(device):
 def test_optimizer_must_update_learnable_weights(device):
     model = _model()
     with pytest.raises(ValueError, match=r"learnable parameters \['log_var'\]"):
-        fit(model, TASKS, "uncertainty", _data(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), device=device, progress=False)
+        fit(
+            model,
+            TASKS,
+            "uncertainty",
+            _data(),
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            device=device,
+            progress=False,
+        )
 
 
 def test_uncertainty_weights_are_learned_by_fit(device):
@@ -120,13 +151,25 @@ def test_penalty_gradient_is_added_each_step(device):
     model = _model()
     reference = copy.deepcopy(model).to(device)
     penalty = lambda m: 0.3 * sum((p**2).sum() for p in m.shared_parameters())  # noqa: E731
-    fit(model, TASKS, "equal", data, epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), penalty=penalty, device=device, progress=False)
+    fit(
+        model,
+        TASKS,
+        "equal",
+        data,
+        epochs=1,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        penalty=penalty,
+        device=device,
+        progress=False,
+    )
     x, y = data[0]
     out = reference(x.to(device))
-    total = mse_loss(out["reg"], y["reg"].to(device)) + cross_entropy(out["cls"], y["cls"].to(device)) + penalty(reference)
+    total = (
+        mse_loss(out["reg"], y["reg"].to(device)) + cross_entropy(out["cls"], y["cls"].to(device)) + penalty(reference)
+    )
     total.backward()
     with torch.no_grad():
-        for p, q in zip(model.parameters(), reference.parameters()):
+        for p, q in zip(model.parameters(), reference.parameters(), strict=True):
             torch.testing.assert_close(p, q - 0.1 * q.grad)
 
 
@@ -139,13 +182,25 @@ def test_best_weights_restores_the_best_epoch(device):
         def on_epoch_end(self, state):
             snapshots.append(copy.deepcopy(state.model.state_dict()))
 
-    history = fit(model, TASKS, "equal", _data(), val_loader=_data(seed=2), epochs=6, lr=0.3, device=device,
-                  callbacks=[Snapshot(), best], progress=False)
+    history = fit(
+        model,
+        TASKS,
+        "equal",
+        _data(),
+        val_loader=_data(seed=2),
+        epochs=6,
+        lr=0.3,
+        device=device,
+        callbacks=[Snapshot(), best],
+        progress=False,
+    )
     best_epoch = int(history["reg/val_loss"].idxmin()) + 1
     assert best.best_epoch == best_epoch
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, snapshots[best_epoch - 1][key])
-    assert evaluate(model, TASKS, _data(seed=2), device)["reg/val_loss"] == pytest.approx(history["reg/val_loss"].min(), rel=1e-5)
+    assert evaluate(model, TASKS, _data(seed=2), device)["reg/val_loss"] == pytest.approx(
+        history["reg/val_loss"].min(), rel=1e-5
+    )
 
 
 def test_tcdcn_criterion_as_printed():
@@ -164,8 +219,18 @@ def test_task_early_stopping_deactivates_the_auxiliary_task(device):
     stopper = TaskEarlyStopping("cls", k=2, epsilon=0.0)  # epsilon 0: stops at the first check with E_val > min E_tr
     method = get_weighting("equal", NAMES)
     flipped = [(x, {"reg": y["reg"], "cls": 1 - y["cls"]}) for x, y in _data(seed=3)]  # the auxiliary task overfits
-    history = fit(_model(), TASKS, method, _data(), val_loader=flipped, epochs=5, lr=0.01, device=device,
-                  callbacks=[stopper], progress=False)
+    history = fit(
+        _model(),
+        TASKS,
+        method,
+        _data(),
+        val_loader=flipped,
+        epochs=5,
+        lr=0.01,
+        device=device,
+        callbacks=[stopper],
+        progress=False,
+    )
     assert len(stopper.values) == 1 and stopper.values[0] > 0
     assert stopper.stopped_epoch == 3 and method.active == ["reg"]
     assert history["cls/weight"].iloc[3:].eq(0).all() and history["cls/train_loss"].iloc[3:].isna().all()
@@ -181,7 +246,9 @@ def test_bf16_autocast_and_progress_bar_run(device, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 with a GradScaler needs CUDA")
 @pytest.mark.parametrize("name", ["equal", "uncertainty", "gradnorm", "mgda", "cagrad"])
 def test_fp16_with_grad_scaler_on_cuda(name):
-    history = fit(_model(), TASKS, get_weighting(name, NAMES), _data(), epochs=3, device="cuda", amp="fp16", progress=False)
+    history = fit(
+        _model(), TASKS, get_weighting(name, NAMES), _data(), epochs=3, device="cuda", amp="fp16", progress=False
+    )
     assert history["reg/train_loss"].notna().all()
 
 

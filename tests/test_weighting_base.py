@@ -27,9 +27,7 @@ def _setup(device, seed=0):
 
 
 def test_registry_lists_every_method():
-    assert available_methods() == sorted(
-        ["equal", "fixed", "rlw", "uncertainty", "gradnorm", "dwa", *GRADIENT_METHODS]
-    )
+    assert available_methods() == sorted(["equal", "fixed", "rlw", "uncertainty", "gradnorm", "dwa", *GRADIENT_METHODS])
 
 
 def test_unknown_method_names_the_known_ones():
@@ -86,7 +84,7 @@ def test_equal_and_fixed_write_the_gradient_of_the_weighted_sum(device):
     got = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     sum(lambdas[t] * loss for t, loss in toy_losses(model, x, targets).items()).backward()
-    for g, p in zip(got, model.parameters()):
+    for g, p in zip(got, model.parameters(), strict=True):
         torch.testing.assert_close(g, p.grad)
 
 
@@ -111,7 +109,7 @@ def test_gradient_methods_give_heads_their_own_unweighted_gradient(name, device)
     for task in TASKS:
         head = list(model.task_parameters(task))
         expected = torch.autograd.grad(toy_losses(model, x, targets)[task], head)
-        for p, g in zip(head, expected):
+        for p, g in zip(head, expected, strict=True):
             torch.testing.assert_close(p.grad, g)
 
 
@@ -128,7 +126,7 @@ def test_gradient_methods_write_the_combination_their_weights_describe(name, dev
     else:
         weights = method.backward(toy_losses(model, x, targets), model)
     for k, p in enumerate(shared):
-        expected = sum(w * g[k] for w, g in zip(weights, per_task))
+        expected = sum(w * g[k] for w, g in zip(weights, per_task, strict=True))
         torch.testing.assert_close(p.grad, expected, rtol=1e-4, atol=1e-6)
 
 

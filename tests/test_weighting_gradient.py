@@ -10,7 +10,7 @@ import torch
 from _toy_models import single_thread  # noqa: F401
 from scipy.optimize import minimize
 
-from mtl_course.weighting import CAGrad, MGDA, PCGrad
+from mtl_course.weighting import MGDA, CAGrad, PCGrad
 from mtl_course.weighting.imtl import imtl_g_coefficients
 from mtl_course.weighting.mgda import gradient_normalizers, min_norm_element
 from mtl_course.weighting.pcgrad import pcgrad_coefficients
@@ -46,8 +46,11 @@ def test_frank_wolfe_matches_scipy_on_random_gradients(n_tasks, seed):
     gram = (g @ g.T).numpy()
     alpha = min_norm_element(g @ g.T).numpy()
     result = minimize(
-        lambda a: a @ gram @ a, np.full(n_tasks, 1 / n_tasks), method="SLSQP",
-        bounds=[(0, 1)] * n_tasks, constraints=({"type": "eq", "fun": lambda a: a.sum() - 1},),
+        lambda a: a @ gram @ a,
+        np.full(n_tasks, 1 / n_tasks),
+        method="SLSQP",
+        bounds=[(0, 1)] * n_tasks,
+        constraints=({"type": "eq", "fun": lambda a: a.sum() - 1},),
         options={"ftol": 1e-14},
     )
     assert alpha.min() >= 0 and alpha.sum() == pytest.approx(1.0)

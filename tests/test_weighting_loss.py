@@ -23,14 +23,14 @@ def test_uncertainty_optimum_sigma2_matches_closed_form(kind, sigma2_over_loss, 
     optimizer = torch.optim.Adam(method.parameters(), lr=0.1)
     for _ in range(400):
         optimizer.zero_grad()
-        method.backward(dict(zip(TASKS, losses.clone())))
+        method.backward(dict(zip(TASKS, losses.clone(), strict=True)))
         optimizer.step()
     torch.testing.assert_close(method.log_var.exp(), sigma2_over_loss * losses, rtol=2e-3, atol=1e-4)
     # and at the closed-form optimum the gradient in s vanishes exactly
     with torch.no_grad():
         method.log_var.copy_(torch.log(sigma2_over_loss * losses))
     method.log_var.grad = None
-    method.backward(dict(zip(TASKS, losses.clone())))
+    method.backward(dict(zip(TASKS, losses.clone(), strict=True)))
     torch.testing.assert_close(method.log_var.grad, torch.zeros(3, device=device), atol=1e-6, rtol=0)
 
 
@@ -41,15 +41,18 @@ def test_uncertainty_gradients_match_autograd_of_the_written_formula(device):
     with torch.no_grad():
         method.log_var.copy_(torch.tensor([0.2, -0.4, 1.1]))
     raw = torch.tensor([0.5, 1.5, 3.0], device=device, requires_grad=True)
-    weights = method.backward(dict(zip(TASKS, raw)))
+    weights = method.backward(dict(zip(TASKS, raw, strict=True)))
     s = torch.tensor([0.2, -0.4, 1.1], device=device, requires_grad=True)
     losses = torch.tensor([0.5, 1.5, 3.0], device=device, requires_grad=True)
     # the paper's terms with sigma^2 = e^s: 1/(2 sigma^2) L + log sigma ; 1/sigma^2 L + log sigma
     sigma2 = s.exp()
     reference = (
-        losses[0] / (2 * sigma2[0]) + torch.log(sigma2[0].sqrt())
-        + losses[1] / sigma2[1] + torch.log(sigma2[1].sqrt())
-        + losses[2] / (2 * sigma2[2]) + torch.log(sigma2[2].sqrt())
+        losses[0] / (2 * sigma2[0])
+        + torch.log(sigma2[0].sqrt())
+        + losses[1] / sigma2[1]
+        + torch.log(sigma2[1].sqrt())
+        + losses[2] / (2 * sigma2[2])
+        + torch.log(sigma2[2].sqrt())
     )
     reference.backward()
     torch.testing.assert_close(method.log_var.grad, s.grad)
@@ -69,7 +72,7 @@ def _gradnorm_setup(device):
     torch.manual_seed(1)
     model = ToyHardSharing(TASKS).to(device)
     x = torch.randn(32, 4, device=device)
-    targets = {t: torch.randn(32, device=device) * 10 ** i for i, t in enumerate(TASKS)}
+    targets = {t: torch.randn(32, device=device) * 10**i for i, t in enumerate(TASKS)}
     return model, x, targets
 
 
@@ -82,7 +85,7 @@ def test_gradnorm_norms_match_direct_autograd(device):
     w_layer = model.last_shared_layer()
     losses = toy_losses(model, x, targets)
     direct = []
-    for w_i, loss in zip(weights, losses.values()):
+    for w_i, loss in zip(weights, losses.values(), strict=True):
         grads = torch.autograd.grad(w_i * loss, w_layer, retain_graph=True)
         direct.append(torch.sqrt(sum((g**2).sum() for g in grads)))
     direct = torch.stack(direct)
@@ -118,7 +121,7 @@ def test_gradnorm_target_is_held_constant():
 def test_gradnorm_renormalises_and_network_gets_weighted_sum(device):
     model, x, targets = _gradnorm_setup(device)
     method = GradNorm(TASKS, alpha=0.12, lr=0.5).to(device)
-    for step in range(5):
+    for _step in range(5):
         model.zero_grad()
         used = method.w.clone()
         weights = method.backward(toy_losses(model, x, targets), model)
@@ -127,8 +130,8 @@ def test_gradnorm_renormalises_and_network_gets_weighted_sum(device):
         assert (method.w > 0).all()
         got = [p.grad.clone() for p in model.parameters()]
         model.zero_grad()
-        sum(w * loss for w, loss in zip(used, toy_losses(model, x, targets).values())).backward()
-        for g, p in zip(got, model.parameters()):
+        sum(w * loss for w, loss in zip(used, toy_losses(model, x, targets).values(), strict=True)).backward()
+        for g, p in zip(got, model.parameters(), strict=True):
             torch.testing.assert_close(g, p.grad)
     assert not torch.allclose(method.w, torch.ones(3, device=device))
 

@@ -12,7 +12,7 @@ import torch
 
 matplotlib.use("Agg")
 
-from mtl_course.widgets.cross_stitch import (  # noqa: E402
+from mtl_course.widgets.cross_stitch import (
     ENTRIES,
     CrossStitchExplorer,
     demo_maps,
@@ -51,7 +51,7 @@ def _independent(alpha: np.ndarray) -> dict[str, np.ndarray]:
 )
 def test_state_matches_the_unit_written_out(explorer: CrossStitchExplorer, alpha: list) -> None:
     alpha = np.array(alpha)
-    explorer.set(**dict(zip(ENTRIES, alpha.ravel().tolist())))
+    explorer.set(**dict(zip(ENTRIES, alpha.ravel().tolist(), strict=True)))
     state, expected = explorer.state, _independent(alpha)
     assert state.valid and np.array_equal(state.alpha, alpha)
     np.testing.assert_allclose(state.mixed, expected["mixed"], rtol=1e-10, atol=1e-12)
@@ -99,7 +99,7 @@ def test_zero_alpha_gives_a_message_not_nan(explorer: CrossStitchExplorer) -> No
 @pytest.mark.parametrize("value", ["min", "max"])
 def test_slider_extremes(explorer: CrossStitchExplorer, value: str) -> None:
     v = getattr(explorer.controls["alpha_AA"], value)
-    explorer.set(**{name: v for name in ENTRIES})
+    explorer.set(**dict.fromkeys(ENTRIES, v))
     state = explorer.state
     assert state.valid and np.isfinite(state.mixed).all() and np.isfinite(state.to_networks).all()
     assert "nan" not in explorer.summary.lower()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 import statistics
 import time
@@ -27,16 +28,48 @@ def synthetic_summary() -> pd.DataFrame:
     rows = []
     for rho in (1.0, 0.0):
         for seed in (0, 1):
-            rows.append(dict(method="stl", lam=0.0, rho=rho, seed=seed, distance=1.0, val_a=0.5, val_b=0.6,
-                             test_a=0.4, test_b=0.5))
+            rows.append(
+                {
+                    "method": "stl",
+                    "lam": 0.0,
+                    "rho": rho,
+                    "seed": seed,
+                    "distance": 1.0,
+                    "val_a": 0.5,
+                    "val_b": 0.6,
+                    "test_a": 0.4,
+                    "test_b": 0.5,
+                }
+            )
             for lam in LAMS:
                 k = np.log10(lam) + 4  # 1 .. 4
                 slope = -0.05 if rho == 1.0 else 0.05
-                rows.append(dict(method="soft", lam=lam, rho=rho, seed=seed, distance=1.0 - k / 4 + 0.01,
-                                 val_a=0.5 + slope * k, val_b=0.6 + slope * k, test_a=0.4 + slope * k,
-                                 test_b=0.5 + slope * k))
-            rows.append(dict(method="hard", lam=math.nan, rho=rho, seed=seed, distance=0.0,
-                             val_a=0.3 if rho == 1.0 else 0.8, val_b=0.35 if rho == 1.0 else 0.9, test_a=0.3, test_b=0.3))
+                rows.append(
+                    {
+                        "method": "soft",
+                        "lam": lam,
+                        "rho": rho,
+                        "seed": seed,
+                        "distance": 1.0 - k / 4 + 0.01,
+                        "val_a": 0.5 + slope * k,
+                        "val_b": 0.6 + slope * k,
+                        "test_a": 0.4 + slope * k,
+                        "test_b": 0.5 + slope * k,
+                    }
+                )
+            rows.append(
+                {
+                    "method": "hard",
+                    "lam": math.nan,
+                    "rho": rho,
+                    "seed": seed,
+                    "distance": 0.0,
+                    "val_a": 0.3 if rho == 1.0 else 0.8,
+                    "val_b": 0.35 if rho == 1.0 else 0.9,
+                    "test_a": 0.3,
+                    "test_b": 0.3,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -62,7 +95,7 @@ def test_right_end_reports_nearly_tied_columns(explorer: SoftSharingExplorer) ->
 def test_distance_falls_as_the_penalty_grows(explorer: SoftSharingExplorer) -> None:
     grid = np.linspace(explorer.x_min, explorer.x_max, 17)
     distances = [explorer.set(log10_lam=float(v)).state.distance for v in grid]
-    assert all(a >= b for a, b in zip(distances, distances[1:])), distances
+    assert all(a >= b for a, b in itertools.pairwise(distances)), distances
     assert distances[0] == pytest.approx(1.0) and distances[-1] < 0.05
 
 

@@ -145,7 +145,9 @@ class CaruanaProblem:
                 f"uses x_(4+k)), got {self.n_features}"
             )
         if self.noise < 0 or self.low >= self.high:
-            raise ValueError(f"need noise >= 0 and low < high, got noise={self.noise}, low={self.low}, high={self.high}")
+            raise ValueError(
+                f"need noise >= 0 and low < high, got noise={self.noise}, low={self.low}, high={self.high}"
+            )
 
     def sample(self, n: int, rng: np.random.Generator) -> TaskData:
         _check(n, rng)

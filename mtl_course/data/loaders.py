@@ -13,9 +13,9 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
-Batch = tuple[torch.Tensor, dict[str, torch.Tensor]] | tuple[
-    torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]
-]
+Batch = (
+    tuple[torch.Tensor, dict[str, torch.Tensor]] | tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]
+)
 
 
 class TensorLoader:
@@ -67,10 +67,7 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         n = self.x.shape[0]
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(self.x.device)
-        else:
-            order = None
+        order = torch.randperm(n, generator=self.generator).to(self.x.device) if self.shuffle else None
         for start in range(0, n, self.batch_size):
             index = slice(start, start + self.batch_size) if order is None else order[start : start + self.batch_size]
             x = self.x[index]

@@ -142,7 +142,7 @@ class RelatedRegression:
 
     def __post_init__(self) -> None:
         n, T = self.Y.shape
-        if self.X.shape[0] != n or self.signal.shape != (n, T) or T != self.teacher.n_tasks:
+        if self.X.shape[0] != n or self.signal.shape != (n, T) or self.teacher.n_tasks != T:
             raise ValueError(
                 f"inconsistent shapes: X {self.X.shape}, Y {self.Y.shape}, signal {self.signal.shape}, "
                 f"{self.teacher.n_tasks} tasks"
@@ -229,7 +229,7 @@ def make_related_regression(
     reference_hidden = rng.standard_normal((n_hidden, n_features))
     reference_readout = rng.standard_normal(n_hidden)
     hidden, readout = [reference_hidden], [reference_readout]
-    for r, r_out in zip(rhos, readout_rhos):
+    for r, r_out in zip(rhos, readout_rhos, strict=True):
         hidden.append(_related(reference_hidden, rng.standard_normal((n_hidden, n_features)), r))
         readout.append(_related(reference_readout, rng.standard_normal(n_hidden), r_out))
     raw_teacher = Teacher(
@@ -240,8 +240,13 @@ def make_related_regression(
     if np.any(scale < 1e-12):
         raise ValueError("a teacher output is constant (all read-out weights zero?); change the seed")
     teacher = Teacher(
-        raw_teacher.hidden_weights, raw_teacher.output_weights, reference.mean(axis=0), scale, float(gain),
-        float(noise), task_names,
+        raw_teacher.hidden_weights,
+        raw_teacher.output_weights,
+        reference.mean(axis=0),
+        scale,
+        float(gain),
+        float(noise),
+        task_names,
     )
 
     # training set: task t labels its own n_samples[t] inputs
@@ -286,7 +291,7 @@ class FitResult:
 
 
 def _alpha_snapshot(model: Any) -> list[np.ndarray]:
-    return [a.detach().cpu().numpy().copy() for a in model.cross_stitch_parameters()]
+    return [a.detach().cpu().numpy().copy() for a in model.mixing_parameters()]
 
 
 def fit_and_score(
@@ -306,7 +311,7 @@ def fit_and_score(
     Every epoch is one step on the whole training set (``train.batch()``;
     each task's loss averages over its own labelled samples).
     ``alpha_lr_scale`` gives the cross-stitch ``alpha``
-    (``model.cross_stitch_parameters()``) the learning rate
+    (``model.mixing_parameters()``) the learning rate
     ``alpha_lr_scale * lr`` in their own parameter group, the analogue of
     Caffe's ``lr_mult`` in Misra et al. (CVPR 2016, arXiv 1604.03539,
     Table 2). ``record_alpha`` stores the ``alpha`` after every epoch. A
@@ -321,18 +326,18 @@ def fit_and_score(
     device = get_device() if device is None else torch.device(device)
     if list(model.tasks) != list(train.task_names):
         raise KeyError(f"the model has tasks {model.tasks} but the data have {list(train.task_names)}")
-    has_alpha = hasattr(model, "cross_stitch_parameters")
+    has_alpha = any(True for _ in model.mixing_parameters())
     if (alpha_lr_scale is not None or record_alpha) and not has_alpha:
         raise ValueError(
             f"alpha_lr_scale and record_alpha need a cross-stitch model; {type(model).__name__} has no "
-            "cross_stitch_parameters()"
+            "mixing_parameters()"
         )
     model.to(device)
     optimizer = None
     if alpha_lr_scale is not None:
         if not (alpha_lr_scale > 0 and math.isfinite(alpha_lr_scale)):
             raise ValueError(f"alpha_lr_scale must be a positive number, got {alpha_lr_scale}")
-        alphas = list(model.cross_stitch_parameters())
+        alphas = list(model.mixing_parameters())
         ids = {id(p) for p in alphas}
         optimizer = torch.optim.Adam(
             [
@@ -351,10 +356,18 @@ def fit_and_score(
     batch = [train.batch(device)]
     try:
         history = fit(
-            model, tasks, weighting, batch, epochs=epochs, lr=lr, optimizer=optimizer, device=device,
-            callbacks=[_RecordAlpha()] if record_alpha else [], progress=False,
+            model,
+            tasks,
+            weighting,
+            batch,
+            epochs=epochs,
+            lr=lr,
+            optimizer=optimizer,
+            device=device,
+            callbacks=[_RecordAlpha()] if record_alpha else [],
+            progress=False,
         )
     except FloatingPointError:
-        return FitResult({t: math.nan for t in train.task_names}, None, trace, diverged=True)
+        return FitResult(dict.fromkeys(train.task_names, math.nan), None, trace, diverged=True)
     scores = evaluate(model, tasks, [test.batch(device)], device=device)
     return FitResult({t: scores[f"{t}/val_mse"] for t in train.task_names}, history, trace)

@@ -90,7 +90,7 @@ class RelatedTasks:
     val: RegressionSet
     test: RegressionSet
     rho: float
-    teacher: "TeacherNetworks"
+    teacher: TeacherNetworks
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -137,7 +137,7 @@ class TeacherNetworks:
         basis = {self.tasks[0]: self.anchor(x)}
         for t in self.tasks[1:]:
             previous = list(basis.values())
-            value = self.others[t](x) - sum(c * u for c, u in zip(self.coefficients[t], previous))
+            value = self.others[t](x) - sum(c * u for c, u in zip(self.coefficients[t], previous, strict=True))
             basis[t] = value / self.residual[t]
         return basis
 
@@ -167,7 +167,9 @@ def _check_rho(rho: float) -> None:
         raise ValueError(f"relatedness rho must lie in [0, 1] (1: identical tasks, 0: unrelated), got {rho!r}")
 
 
-def _random_teacher(rng: np.random.Generator, n_features: int, n_hidden: int, gain: float, reference: np.ndarray) -> Teacher:
+def _random_teacher(
+    rng: np.random.Generator, n_features: int, n_hidden: int, gain: float, reference: np.ndarray
+) -> Teacher:
     W = rng.normal(0.0, gain / math.sqrt(n_features), size=(n_hidden, n_features))
     v = rng.normal(size=n_hidden)
     W.setflags(write=False)
@@ -221,7 +223,7 @@ def _teachers(seed: int, tasks: tuple[str, ...], n_features: int, n_hidden: int,
         others[t] = _random_teacher(rng, n_features, n_hidden, gain, reference)
         g = others[t](reference)
         coefficients[t] = tuple(float(np.mean(g * u)) for u in basis)
-        left = g - sum(c * u for c, u in zip(coefficients[t], basis))
+        left = g - sum(c * u for c, u in zip(coefficients[t], basis, strict=True))
         residual[t] = float(left.std())
         basis.append(left / residual[t])
     return anchor, tuple(others.items()), tuple(coefficients.items()), tuple(residual.items())
@@ -288,8 +290,11 @@ def make_related_tasks(
         return RegressionSet(x, targets, truth)
 
     return RelatedTasks(
-        draw(1, n_train, True, shared_inputs), draw(2, n_val, True, shared_inputs), draw(3, n_test, False, True),
-        float(rho), teacher,
+        draw(1, n_train, True, shared_inputs),
+        draw(2, n_val, True, shared_inputs),
+        draw(3, n_test, False, True),
+        float(rho),
+        teacher,
     )
 
 
@@ -302,6 +307,4 @@ def function_correlation(teacher: TeacherNetworks, n: int = 100_000, seed: int =
     d = teacher.anchor.W.shape[1]
     f = teacher(np.random.default_rng(seed).normal(size=(n, d)))
     names = list(f)
-    return {
-        (a, b): float(np.corrcoef(f[a], f[b])[0, 1]) for i, a in enumerate(names) for b in names[i + 1 :]
-    }
+    return {(a, b): float(np.corrcoef(f[a], f[b])[0, 1]) for i, a in enumerate(names) for b in names[i + 1 :]}

@@ -42,7 +42,7 @@ class ShapesData:
         """The targets as ``{task: tensor}``, the course's batch convention."""
         return {"segmentation": self.mask, "diagnosis": self.diagnosis}
 
-    def subset(self, index: slice | torch.Tensor) -> "ShapesData":
+    def subset(self, index: slice | torch.Tensor) -> ShapesData:
         return ShapesData(self.x[index], self.mask[index], self.diagnosis[index], self.shape[index])
 
 

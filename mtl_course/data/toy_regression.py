@@ -83,9 +83,7 @@ class GradNormToy:
         return list(self.train.targets)
 
 
-def gradnorm_toy_function(
-    x: torch.Tensor, B: torch.Tensor, eps: torch.Tensor, sigma: float
-) -> torch.Tensor:
+def gradnorm_toy_function(x: torch.Tensor, B: torch.Tensor, eps: torch.Tensor, sigma: float) -> torch.Tensor:
     """``f(x) = sigma * tanh((B + eps) x)`` for a batch ``x`` (n, d_in); ``B``, ``eps`` are (d_out, d_in).
 
     >>> x = torch.zeros(2, 3); B = torch.ones(4, 3)
@@ -134,7 +132,10 @@ def make_gradnorm_toy(
     def split(n: int) -> TaskSplit:
         x = 2 * torch.rand(n, in_features, generator=g) - 1
         x = x / x.norm(dim=1, keepdim=True)
-        targets = {t: gradnorm_toy_function(x, B, eps[i], s) for i, (t, s) in enumerate(zip(task_names(len(sigmas)), sigmas))}
+        targets = {
+            t: gradnorm_toy_function(x, B, eps[i], s)
+            for i, (t, s) in enumerate(zip(task_names(len(sigmas)), sigmas, strict=True))
+        }
         return TaskSplit(x, targets)
 
     return GradNormToy(split(n_train), split(n_val), sigmas)
@@ -281,7 +282,7 @@ class ConflictingRegressions:
         n = X.shape[0]
         gram = X.T @ X / n
         A, centers, minima = [], [], []
-        for task, s in zip(self.tasks, self.loss_scales):
+        for task, s in zip(self.tasks, self.loss_scales, strict=True):
             y = data.targets[task].double().numpy()[:, 0]
             c = np.linalg.lstsq(X, y, rcond=None)[0]
             A.append(s * gram)
@@ -293,7 +294,7 @@ class ConflictingRegressions:
         """One :class:`mtl_course.train.Task` per task: the scaled MSE, and the unscaled MSE as metric."""
         from mtl_course.train import Task
 
-        return [Task(t, ScaledMSE(s), {"mse": mse}) for t, s in zip(self.tasks, self.loss_scales)]
+        return [Task(t, ScaledMSE(s), {"mse": mse}) for t, s in zip(self.tasks, self.loss_scales, strict=True)]
 
     def model(self, init: Sequence[float] | None = None):
         """The shared linear model ``x -> x^T w`` for every task, as a :class:`~mtl_course.models.HardSharing`.
@@ -354,7 +355,7 @@ def make_conflicting_regressions(
         x = rng.standard_normal((n, 2)) @ mixing.T
         targets = {
             t: torch.from_numpy((x @ a + noise * rng.standard_normal(n))[:, None].astype(np.float32))
-            for t, a in zip(task_names(n_tasks), coefficients)
+            for t, a in zip(task_names(n_tasks), coefficients, strict=True)
         }
         return TaskSplit(torch.from_numpy(x.astype(np.float32)), targets)
 

@@ -106,7 +106,7 @@ def conflicting_pair_experiment(
     device = get_device() if device is None else torch.device(device)
     quad = pair.quadratic("train")
     start = quad.losses(np.asarray(init, dtype=float))
-    fixed = {t: 1.0 / float(v) for t, v in zip(pair.tasks, start)}
+    fixed = {t: 1.0 / float(v) for t, v in zip(pair.tasks, start, strict=True)}
     loader = TensorLoader(pair.train.x, pair.train.targets, shuffle=False, device=device)
     paths = {}
     for name in methods:
@@ -115,8 +115,17 @@ def conflicting_pair_experiment(
         method = make_method(name, pair.tasks, seed=seed, hyper=hyper, fixed_weights=fixed)
         optimizer = torch.optim.SGD([*model.parameters(), *method.parameters()], lr=lr)
         recorder = ParameterRecorder(np.asarray(init, dtype=float))
-        fit(model, pair.task_specs(), method, loader, epochs=steps, optimizer=optimizer, device=device,
-            callbacks=[recorder], progress=False)
+        fit(
+            model,
+            pair.task_specs(),
+            method,
+            loader,
+            epochs=steps,
+            optimizer=optimizer,
+            device=device,
+            callbacks=[recorder],
+            progress=False,
+        )
         paths[name] = np.stack(recorder.path)
     return paths
 
@@ -146,15 +155,16 @@ def gradnorm_toy_experiment(
     device = get_device() if device is None else torch.device(device)
     rows = []
     for seed in seeds:
-        toy = make_gradnorm_toy(sigmas, n_train=n_train, n_val=n_val, in_features=in_features,
-                                out_features=out_features, seed=seed)
+        toy = make_gradnorm_toy(
+            sigmas, n_train=n_train, n_val=n_val, in_features=in_features, out_features=out_features, seed=seed
+        )
         names = toy.tasks
         specs = [Task(t, mse_loss) for t in names]
         train = TensorLoader(toy.train.x, toy.train.targets, shuffle=False, device=device)
         val = TensorLoader(toy.val.x, toy.val.targets, shuffle=False, device=device)
         for name in methods:
             torch.manual_seed(seed)
-            model = HardSharing.mlp(in_features, list(hidden), {t: out_features for t in names}).to(device)
+            model = HardSharing.mlp(in_features, list(hidden), dict.fromkeys(names, out_features)).to(device)
             before = evaluate(model, specs, val, device)
             start = evaluate(model, specs, train, device)
             fixed = {t: 1.0 / start[f"{t}/val_loss"] for t in names}
@@ -200,16 +210,23 @@ def multidigits_experiment(
         x_train, x_test = train.flat(), test.flat()
         for name in arms:
             torch.manual_seed(seed)
-            loader = TensorLoader(x_train, train.targets(), batch_size=batch_size, shuffle=True, seed=seed,
-                                  device=device)
+            loader = TensorLoader(
+                x_train, train.targets(), batch_size=batch_size, shuffle=True, seed=seed, device=device
+            )
             test_loader = TensorLoader(x_test, test.targets(), shuffle=False, device=device)
             if name == SINGLE_TASK:
                 model = SingleTask.mlp(x_train.shape[1], list(hidden), dict.fromkeys(tasks, 10))
                 method = make_method("equal", tasks)
             else:
                 model = HardSharing.mlp(x_train.shape[1], list(hidden), dict.fromkeys(tasks, 10))
-                method = make_method(name, tasks, seed=seed, hyper=hyper,
-                                     fixed_weights=dict.fromkeys(tasks, 1.0), kinds=dict.fromkeys(tasks, "classification"))
+                method = make_method(
+                    name,
+                    tasks,
+                    seed=seed,
+                    hyper=hyper,
+                    fixed_weights=dict.fromkeys(tasks, 1.0),
+                    kinds=dict.fromkeys(tasks, "classification"),
+                )
             fit(model, specs, method, loader, epochs=epochs, lr=lr, device=device, progress=False)
             result = evaluate(model, specs, test_loader, device)
             row = {"seed": seed, "method": name}

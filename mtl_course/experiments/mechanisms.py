@@ -121,8 +121,14 @@ class ReplicatedMLP(MultiTaskModel):
         self.hidden = list(first.trunk.out_channels)
         self.out_features = {t: first.heads[t].layers[-1].out_features for t in first.tasks}
         for m in models:
-            if m.tasks != first.tasks or list(m.trunk.out_channels) != self.hidden or len(m.heads[m.tasks[0]].layers) != 1:
-                raise ValueError("every stacked model must be HardSharing.mlp with the same sizes, tasks and no head_hidden")
+            if (
+                m.tasks != first.tasks
+                or list(m.trunk.out_channels) != self.hidden
+                or len(m.heads[m.tasks[0]].layers) != 1
+            ):
+                raise ValueError(
+                    "every stacked model must be HardSharing.mlp with the same sizes, tasks and no head_hidden"
+                )
         linears = [[stage[0] for stage in m.trunk.stages] for m in models]
         self.trunk_weights = nn.ParameterList(
             [nn.Parameter(torch.stack([ls[i].weight.detach().T for ls in linears])) for i in range(len(self.hidden))]
@@ -131,10 +137,16 @@ class ReplicatedMLP(MultiTaskModel):
             [nn.Parameter(torch.stack([ls[i].bias.detach()[None] for ls in linears])) for i in range(len(self.hidden))]
         )
         self.head_weights = nn.ParameterDict(
-            {t: nn.Parameter(torch.stack([m.heads[t].layers[-1].weight.detach().T for m in models])) for t in self.tasks}
+            {
+                t: nn.Parameter(torch.stack([m.heads[t].layers[-1].weight.detach().T for m in models]))
+                for t in self.tasks
+            }
         )
         self.head_biases = nn.ParameterDict(
-            {t: nn.Parameter(torch.stack([m.heads[t].layers[-1].bias.detach()[None] for m in models])) for t in self.tasks}
+            {
+                t: nn.Parameter(torch.stack([m.heads[t].layers[-1].bias.detach()[None] for m in models]))
+                for t in self.tasks
+            }
         )
 
     @classmethod
@@ -164,7 +176,7 @@ class ReplicatedMLP(MultiTaskModel):
                 f"ReplicatedMLP expects inputs of shape (R={self.replicas}, n, {self.in_features}), got {tuple(x.shape)}"
             )
         h = x
-        for w, b in zip(self.trunk_weights, self.trunk_biases):
+        for w, b in zip(self.trunk_weights, self.trunk_biases, strict=True):
             h = torch.relu(torch.baddbmm(b, h, w))
         return h
 
@@ -192,7 +204,7 @@ class ReplicatedMLP(MultiTaskModel):
             raise IndexError(f"replica index must be in 0..{self.replicas - 1}, got {r}")
         model = HardSharing.mlp(self.in_features, self.hidden, self.out_features)
         with torch.no_grad():
-            for stage, w, b in zip(model.trunk.stages, self.trunk_weights, self.trunk_biases):
+            for stage, w, b in zip(model.trunk.stages, self.trunk_weights, self.trunk_biases, strict=True):
                 stage[0].weight.copy_(w[r].T)
                 stage[0].bias.copy_(b[r, 0])
             for t in self.tasks:
@@ -335,10 +347,18 @@ class ReplicaMonitor(Callback):
         a, b = self.n_train, self.n_train + self.n_val
         train, val, test = out[:, :a], out[:, a:b], out[:, b:]
         if self.kind == "regression":
-            return ((train - self.y_train) ** 2).mean(1), ((val - self.y_val) ** 2).mean(1), ((test - self.truth) ** 2).mean(1)
+            return (
+                ((train - self.y_train) ** 2).mean(1),
+                ((val - self.y_val) ** 2).mean(1),
+                ((test - self.truth) ** 2).mean(1),
+            )
         bce = F.binary_cross_entropy_with_logits
         test_auc = torch.tensor([auc(test[r], self.truth[r]) for r in range(test.shape[0])], device=out.device)
-        return bce(train, self.y_train, reduction="none").mean(1), bce(val, self.y_val, reduction="none").mean(1), test_auc
+        return (
+            bce(train, self.y_train, reduction="none").mean(1),
+            bce(val, self.y_val, reduction="none").mean(1),
+            test_auc,
+        )
 
     def on_epoch_end(self, state: TrainState) -> None:
         train, val, test = self.measure(state.model)
@@ -351,14 +371,14 @@ class ReplicaMonitor(Callback):
                 self._best_params = [p.clone() for p in params]
             improved = val < self._best_val
             self._best_val = torch.where(improved, val, self._best_val)
-            for p, best in zip(params, self._best_params):
+            for p, best in zip(params, self._best_params, strict=True):
                 best[improved] = p[improved]
 
     @torch.no_grad()
     def on_train_end(self, state: TrainState) -> None:
         """With ``restore_best``, give every replica the weights of its own best validation epoch."""
         if self.restore_best and self._best_params:
-            for p, best in zip(state.model.parameters(), self._best_params):
+            for p, best in zip(state.model.parameters(), self._best_params, strict=True):
                 p.copy_(best)
 
     def _column(self, i: int) -> np.ndarray:
@@ -468,7 +488,9 @@ def train_arms(
     names = arms[0].train.tasks
     for arm in arms:
         if arm.train.tasks != names:
-            raise ValueError(f"every arm needs the tasks {names}; arm {arm.condition!r}/{arm.seed} has {arm.train.tasks}")
+            raise ValueError(
+                f"every arm needs the tasks {names}; arm {arm.condition!r}/{arm.seed} has {arm.train.tasks}"
+            )
     main, extras = names[0], names[1:]
     outputs = {MAIN: 1, EXTRA: len(extras)} if extras else {MAIN: 1}
     d = arms[0].train.x.shape[1]
@@ -560,7 +582,7 @@ def summarize(
         reference = base.reindex(idx).to_numpy(dtype=float)
         better = values > reference if higher_is_better else values < reference
         relative = (values - reference) / reference
-        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
         row.update(
             mean=float(values.mean()),
             sd=float(values.std(ddof=1)) if len(values) > 1 else math.nan,
@@ -589,9 +611,13 @@ def report(
     """
     table = summarize(summary, metric, baseline, higher_is_better, by)
     out = pd.DataFrame(index=table.index)
-    out[f"{metric} (mean ± sd)"] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(table["mean"], table["sd"])]
-    out[f"beats {baseline}"] = [f"{w}/{n}" for w, n in zip(table["wins"], table["n"])]
-    out[f"change vs {baseline}"] = [f"{100 * r:+.0f}%".replace("+0%", "0%").replace("-0%", "0%") for r in table["rel_change"]]
+    out[f"{metric} (mean ± sd)"] = [
+        f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(table["mean"], table["sd"], strict=True)
+    ]
+    out[f"beats {baseline}"] = [f"{w}/{n}" for w, n in zip(table["wins"], table["n"], strict=True)]
+    out[f"change vs {baseline}"] = [
+        f"{100 * r:+.0f}%".replace("+0%", "0%").replace("-0%", "0%") for r in table["rel_change"]
+    ]
     return out
 
 
@@ -653,12 +679,18 @@ def make_arms(
     for seed in seeds:
         train, val, test = _splits(problem, seed, n_train, n_val, n_test)
         for name, condition in conditions.items():
-            arms.append(Arm(name, seed, condition(train, np.random.default_rng([seed, 7])), val, test, dict(info or {})))
+            arms.append(
+                Arm(name, seed, condition(train, np.random.default_rng([seed, 7])), val, test, dict(info or {}))
+            )
     return arms
 
 
 def amplification_arms(
-    seeds: Sequence[int], n_train: int = 200, n_val: int = 100, n_test: int = 500, info: Mapping[str, object] | None = None
+    seeds: Sequence[int],
+    n_train: int = 200,
+    n_val: int = 100,
+    n_test: int = 500,
+    info: Mapping[str, object] | None = None,
 ) -> list[Arm]:
     r"""Implicit data augmentation, on the main demo's inputs, main labels and noises.
 
@@ -673,7 +705,11 @@ def amplification_arms(
 
 
 def random_label_arms(
-    seeds: Sequence[int], n_train: int = 200, n_val: int = 100, n_test: int = 500, info: Mapping[str, object] | None = None
+    seeds: Sequence[int],
+    n_train: int = 200,
+    n_val: int = 100,
+    n_test: int = 500,
+    info: Mapping[str, object] | None = None,
 ) -> list[Arm]:
     """Regularisation as a smaller capacity to fit noise: the main labels are replaced by pure noise.
 
@@ -692,8 +728,14 @@ def random_label_arms(
     arms = []
     for arm in make_arms(CaruanaProblem(), seeds, CONDITIONS, n_train, n_val, n_test, info):
         arms.append(
-            Arm(arm.condition, arm.seed, with_noise_labels(arm.train, arm.seed, 3), with_noise_labels(arm.val, arm.seed, 5),
-                arm.test, arm.info)
+            Arm(
+                arm.condition,
+                arm.seed,
+                with_noise_labels(arm.train, arm.seed, 3),
+                with_noise_labels(arm.val, arm.seed, 5),
+                arm.test,
+                arm.info,
+            )
         )
     return arms
 
@@ -773,7 +815,9 @@ def attention_experiment(
     problem = AttentionProblem() if problem is None else problem
     arms = make_arms(problem, seeds, CONDITIONS, n_train, n_val, n_test)
     result = train_arms(arms, steps=steps, lr=lr, eval_every=eval_every, device=device)
-    initial = ReplicatedMLP.mlp(problem.n_features, result.model.hidden, result.model.out_features, [a.seed for a in arms])
+    initial = ReplicatedMLP.mlp(
+        problem.n_features, result.model.hidden, result.model.out_features, [a.seed for a in arms]
+    )
     result.summary["relevant_share"] = input_weight_share(result.model, problem.relevant)
     result.summary["relevant_share_init"] = input_weight_share(initial, problem.relevant)
     return result
@@ -865,7 +909,9 @@ def representation_experiment(
             arms.append(Arm(f"K={k}", seed, train.with_targets(targets), val, test, {"tasks": k}))
     result = train_arms(arms, steps=steps, lr=lr, eval_every=eval_every, device=device)
     device_ = result.model.trunk_weights[0].device
-    initial = ReplicatedMLP.mlp(problem.n_features, result.model.hidden, result.model.out_features, [a.seed for a in arms])
+    initial = ReplicatedMLP.mlp(
+        problem.n_features, result.model.hidden, result.model.out_features, [a.seed for a in arms]
+    )
     x_probe, y_probe, y_test = [], [], []
     for arm in arms:
         rng = np.random.default_rng([arm.seed, 11])
@@ -874,7 +920,7 @@ def representation_experiment(
         x_probe.append(xp)
         y_probe.append(environment_features(xp) @ coef.T + problem.noise * rng.standard_normal((n_probe, n_novel)))
         y_test.append(environment_features(arm.test.x) @ coef.T)
-    xs = _stack([np.concatenate([xp, arm.test.x]) for xp, arm in zip(x_probe, arms)], device_)
+    xs = _stack([np.concatenate([xp, arm.test.x]) for xp, arm in zip(x_probe, arms, strict=True)], device_)
     with torch.no_grad():
         z_trained = result.model.encode(xs).cpu().numpy()
         z_initial = initial.to(device_).encode(xs).cpu().numpy()
@@ -922,4 +968,6 @@ def breast_cancer_experiment(
         train, val, test = take(data, np.array(train_rows)), take(data, np.array(val_rows)), take(data, rest)
         for name, condition in CONDITIONS.items():
             arms.append(Arm(name, seed, condition(train, np.random.default_rng([seed, 7])), val, test))
-    return train_arms(arms, hidden=hidden, steps=steps, lr=lr, eval_every=eval_every, kind="classification", device=device)
+    return train_arms(
+        arms, hidden=hidden, steps=steps, lr=lr, eval_every=eval_every, kind="classification", device=device
+    )

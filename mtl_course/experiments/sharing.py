@@ -136,7 +136,9 @@ class ReplicatedColumns(MultiTaskModel):
         R = len(models)
         hard = [False] * R if hard is None else [bool(h) for h in hard]
         if len(lams) != R or len(hard) != R:
-            raise ValueError(f"need one lam and one hard flag per model: {R} models, {len(lams)} lams, {len(hard)} flags")
+            raise ValueError(
+                f"need one lam and one hard flag per model: {R} models, {len(lams)} lams, {len(hard)} flags"
+            )
         if any(not math.isfinite(lam) or lam < 0 for lam in lams):
             raise ValueError(f"penalty strengths must be finite and >= 0, got {list(lams)}")
         if penalty not in PENALTIES:
@@ -162,23 +164,37 @@ class ReplicatedColumns(MultiTaskModel):
         L = len(self.hidden)
         self.weights = nn.ParameterList(
             [
-                nn.Parameter(torch.stack([torch.stack([layers(m, t)[i].weight.detach().T for t in self.tasks]) for m in models]))
+                nn.Parameter(
+                    torch.stack([torch.stack([layers(m, t)[i].weight.detach().T for t in self.tasks]) for m in models])
+                )
                 for i in range(L)
             ]
         )
         self.biases = nn.ParameterList(
             [
-                nn.Parameter(torch.stack([torch.stack([layers(m, t)[i].bias.detach()[None] for t in self.tasks]) for m in models]))
+                nn.Parameter(
+                    torch.stack(
+                        [torch.stack([layers(m, t)[i].bias.detach()[None] for t in self.tasks]) for m in models]
+                    )
+                )
                 for i in range(L)
             ]
         )
         self.head_weights = nn.ParameterDict(
-            {t: nn.Parameter(torch.stack([m.heads[t].layers[-1].weight.detach().T for m in models])) for t in self.tasks}
+            {
+                t: nn.Parameter(torch.stack([m.heads[t].layers[-1].weight.detach().T for m in models]))
+                for t in self.tasks
+            }
         )
         self.head_biases = nn.ParameterDict(
-            {t: nn.Parameter(torch.stack([m.heads[t].layers[-1].bias.detach()[None] for m in models])) for t in self.tasks}
+            {
+                t: nn.Parameter(torch.stack([m.heads[t].layers[-1].bias.detach()[None] for m in models]))
+                for t in self.tasks
+            }
         )
-        self.register_buffer("lams", torch.tensor([0.0 if h else float(lam) for lam, h in zip(lams, hard)]))
+        self.register_buffer(
+            "lams", torch.tensor([0.0 if h else float(lam) for lam, h in zip(lams, hard, strict=True)])
+        )
         self.register_buffer("hard", torch.tensor(hard, dtype=torch.bool))
 
     @classmethod
@@ -229,7 +245,7 @@ class ReplicatedColumns(MultiTaskModel):
                 f"(R={R}, T={T}, n, {self.in_features}), got {tuple(x.shape)}"
             )
         h = x.unsqueeze(1) if x.ndim == 3 else x
-        for w, b in zip(self.weights, self.biases):
+        for w, b in zip(self.weights, self.biases, strict=True):
             h = torch.relu(torch.matmul(h, self._effective(w)) + self._effective(b))
         return h
 
@@ -239,7 +255,7 @@ class ReplicatedColumns(MultiTaskModel):
         return {t: torch.baddbmm(self.head_biases[t], h[:, i], self.head_weights[t]) for i, t in enumerate(self.tasks)}
 
     def penalty_per_replica(self) -> torch.Tensor:
-        r""":math:`\Omega_r` of every replica, ``(R,)``: the same sums as :meth:`SoftSharing.soft_sharing_penalty`."""
+        r""":math:`\Omega_r` of every replica, ``(R,)``: the same sums as :meth:`SoftSharing.penalty`."""
         total = torch.zeros((), device=self.lams.device)
         for p in [*self.weights, *self.biases]:
             flat = p.reshape(p.shape[0], p.shape[1], -1)
@@ -253,7 +269,7 @@ class ReplicatedColumns(MultiTaskModel):
         return total
 
     def penalty(self) -> torch.Tensor:
-        r""":math:`\sum_r \lambda_r \Omega_r` (hard replicas have :math:`\lambda_r = 0`); ``fit(..., penalty=lambda m: m.penalty())``."""
+        r""":math:`\sum_r \lambda_r \Omega_r` (hard replicas have :math:`\lambda_r = 0`); ``fit(..., penalty=1.0)``."""
         return (self.lams * self.penalty_per_replica()).sum()
 
     @torch.no_grad()
@@ -292,7 +308,7 @@ class ReplicatedColumns(MultiTaskModel):
         soft = SoftSharing.mlp(self.in_features, self.hidden, self.out_features, penalty=self.penalty_kind)
         with torch.no_grad():
             for ti, t in enumerate(self.tasks):
-                for stage, w, b in zip(soft.columns[t].stages, self.weights, self.biases):
+                for stage, w, b in zip(soft.columns[t].stages, self.weights, self.biases, strict=True):
                     stage[0].weight.copy_(w[r, ti].T)
                     stage[0].bias.copy_(b[r, ti, 0])
                 soft.heads[t].layers[-1].weight.copy_(self.head_weights[t][r].T)
@@ -347,7 +363,9 @@ class SweepMonitor(Callback):
     truth), and ``(epochs + 1, R)`` for ``distance``; row 0 is before training.
     """
 
-    def __init__(self, model: ReplicatedColumns, data: Mapping[str, tuple[torch.Tensor, torch.Tensor]], steps_per_epoch: int) -> None:
+    def __init__(
+        self, model: ReplicatedColumns, data: Mapping[str, tuple[torch.Tensor, torch.Tensor]], steps_per_epoch: int
+    ) -> None:
         self.data = data
         self.steps_per_epoch = steps_per_epoch
         self.steps: list[int] = []
@@ -401,11 +419,11 @@ class SweepResult:
 def _task_cases(data: RegressionSet, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Each task's labelled cases: inputs ``(T, n, d)`` and targets ``(n, T)`` (column ``t`` belongs to ``x[t]``)."""
     rows = [~np.isnan(data.targets[t]) for t in names]
-    counts = {t: int(r.sum()) for t, r in zip(names, rows)}
+    counts = {t: int(r.sum()) for t, r in zip(names, rows, strict=True)}
     if len(set(counts.values())) != 1:
         raise ValueError(f"every task needs the same number of labelled cases, got {counts}")
     x = np.stack([data.x[r] for r in rows])
-    y = np.stack([data.targets[t][r] for t, r in zip(names, rows)], -1)
+    y = np.stack([data.targets[t][r] for t, r in zip(names, rows, strict=True)], -1)
     return x, y
 
 
@@ -469,7 +487,7 @@ def sharing_sweep(
                     datasets.append(data)
         names = datasets[0].tasks
         d = datasets[0].train.x.shape[1]
-        outputs = {t: 1 for t in names}
+        outputs = dict.fromkeys(names, 1)
 
         def stack(split: str) -> tuple[torch.Tensor, torch.Tensor]:
             cases = [_task_cases(getattr(ds, split), names) for ds in datasets]
@@ -478,26 +496,54 @@ def sharing_sweep(
             return x, y
 
         model = ReplicatedColumns.from_seeds(
-            d, hidden, outputs, [a.seed for a in arms], [0.0 if a.method == HARD else a.lam for a in arms],
-            [a.method == HARD for a in arms], penalty,
+            d,
+            hidden,
+            outputs,
+            [a.seed for a in arms],
+            [0.0 if a.method == HARD else a.lam for a in arms],
+            [a.method == HARD for a in arms],
+            penalty,
         ).to(device)
         x_train, y_train = stack("train")
         x_test = torch.as_tensor(np.stack([ds.test.x for ds in datasets]), dtype=torch.float32, device=device)
         y_test = torch.as_tensor(
-            np.stack([np.stack([ds.test.truth[t] for t in names], -1) for ds in datasets]), dtype=torch.float32, device=device
+            np.stack([np.stack([ds.test.truth[t] for t in names], -1) for ds in datasets]),
+            dtype=torch.float32,
+            device=device,
         )
-        monitor = SweepMonitor(model, {"train": (x_train, y_train), "val": stack("val"), "test": (x_test, y_test)}, eval_every)
+        monitor = SweepMonitor(
+            model, {"train": (x_train, y_train), "val": stack("val"), "test": (x_test, y_test)}, eval_every
+        )
         tasks = [Task(t, replica_mse_loss) for t in names]
         batch = (x_train, {t: y_train[..., i : i + 1] for i, t in enumerate(names)})
         with cpu_threads(threads, device):
-            fit(model, tasks, "equal", [batch] * eval_every, epochs=steps // eval_every, lr=lr, device=device,
-                penalty=lambda m: m.penalty(), callbacks=[monitor], progress=False)
+            fit(
+                model,
+                tasks,
+                "equal",
+                [batch] * eval_every,
+                epochs=steps // eval_every,
+                lr=lr,
+                device=device,
+                penalty=1.0,
+                callbacks=[monitor],
+                progress=False,
+            )
         values = monitor.values
         best = values["val"].sum(-1).argmin(0)  # (R,)
         params = {m: _parameters(hidden, d, outputs, m) for m in (STL, SOFT, HARD)}
         for r, arm in enumerate(arms):
-            row = {"arm": offset + r, "method": arm.method, "label": arm.label, "lam": arm.lam, "rho": arm.rho, "n_train": arm.n_train,
-                   "seed": arm.seed, "parameters": params[arm.method], "best_step": monitor.steps[best[r]]}
+            row = {
+                "arm": offset + r,
+                "method": arm.method,
+                "label": arm.label,
+                "lam": arm.lam,
+                "rho": arm.rho,
+                "n_train": arm.n_train,
+                "seed": arm.seed,
+                "parameters": params[arm.method],
+                "best_step": monitor.steps[best[r]],
+            }
             for i, t in enumerate(names):
                 row[f"val_{t}"] = float(values["val"][best[r], r, i])
                 row[f"test_{t}"] = float(values["test"][best[r], r, i])

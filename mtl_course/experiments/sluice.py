@@ -19,7 +19,7 @@ penalty, i.e. the objective
     \sum_t \mathcal L_t + \lambda \mathcal L_c, \qquad
     \mathcal L_c = \sum_{m}\sum_{k} \lVert G_{m,k,1}^\top G_{m,k,2} \rVert_F^2
 
-(:meth:`~mtl_course.models.SluiceNetwork.orthogonality_penalty`).
+(:meth:`~mtl_course.models.SluiceNetwork.penalty`).
 :func:`train_sluice` trains one model full-batch with Adam through
 :func:`mtl_course.train.fit` (the :math:`\alpha` and :math:`\beta` in their
 own parameter group) and records :math:`\alpha`, :math:`\beta` and
@@ -157,8 +157,10 @@ def mixed_layer_outputs(model: SluiceNetwork, x: torch.Tensor) -> list[list[torc
     ``outputs[k][m]`` is layer ``k`` of task ``m`` (after the layer's sluice unit).
     """
     outputs: list[list[torch.Tensor]] = []
-    hooks = [unit.register_forward_hook(lambda _m, _i, out: outputs.append([o.detach() for o in out]))
-             for unit in model.units]
+    hooks = [
+        unit.register_forward_hook(lambda _m, _i, out: outputs.append([o.detach() for o in out]))
+        for unit in model.units
+    ]
     try:
         with torch.no_grad():
             model(x)
@@ -198,6 +200,7 @@ def subspace_overlaps(model: SluiceNetwork) -> np.ndarray:
     """
     if model.num_subspaces < 2:
         raise ValueError("subspace overlaps need a sluice network with num_subspaces >= 2")
+
     def overlap(stage: torch.nn.Module) -> float:
         return float(subspace_orthogonality(stage_weight(stage), model.num_subspaces).sqrt())
 
@@ -287,7 +290,7 @@ def train_sluice(
     network the :math:`\\alpha` and :math:`\\beta` get the learning rate
     ``mix_lr_scale * lr`` in their own parameter group (as lecture A4 does
     for cross-stitch units) and ``orthogonality`` > 0 adds
-    ``orthogonality * model.orthogonality_penalty()`` to every step's loss.
+    ``orthogonality * model.penalty()`` to every step's loss.
     ``record`` stores :math:`\\alpha`, :math:`\\beta` and the subspace
     overlaps after every epoch. A non-finite loss returns ``diverged=True``
     and ``NaN`` errors instead of raising.
@@ -316,22 +319,43 @@ def train_sluice(
             ],
             lr=lr,
         )
-    penalty = (lambda m: orthogonality * m.orthogonality_penalty()) if orthogonality else None
     recorder = SluiceRecorder()
     if record:
         recorder.snapshot(model)
     tasks = [Task(t, mse_loss, {"mse": mse}) for t in train.task_names]
     try:
         history = fit(
-            model, tasks, "equal", [train.batch(device)], epochs=epochs, lr=lr, optimizer=optimizer, device=device,
-            penalty=penalty, callbacks=[recorder] if record else [], progress=False,
+            model,
+            tasks,
+            "equal",
+            [train.batch(device)],
+            epochs=epochs,
+            lr=lr,
+            optimizer=optimizer,
+            device=device,
+            penalty=orthogonality,
+            callbacks=[recorder] if record else [],
+            progress=False,
         )
     except FloatingPointError:
-        return SluiceRun({t: math.nan for t in train.task_names}, None, model, recorder.alphas, recorder.betas,
-                         recorder.overlaps, diverged=True)
+        return SluiceRun(
+            dict.fromkeys(train.task_names, math.nan),
+            None,
+            model,
+            recorder.alphas,
+            recorder.betas,
+            recorder.overlaps,
+            diverged=True,
+        )
     scores = evaluate(model, tasks, [test.batch(device)], device=device)
-    return SluiceRun({t: scores[f"{t}/val_mse"] for t in train.task_names}, history, model, recorder.alphas,
-                     recorder.betas, recorder.overlaps)
+    return SluiceRun(
+        {t: scores[f"{t}/val_mse"] for t in train.task_names},
+        history,
+        model,
+        recorder.alphas,
+        recorder.betas,
+        recorder.overlaps,
+    )
 
 
 @dataclass
@@ -405,15 +429,32 @@ def run_ablation(
     rows, runs = [], {}
     for seed in seeds:
         train, test = make_related_regression(rho=rho, seed=seed, **dict(data or {}))
-        task_dims = {t: 1 for t in train.task_names}
+        task_dims = dict.fromkeys(train.task_names, 1)
         for arm in arms:
             seed_everything(seed)
             model = arm.build(train.X.shape[1], hidden, task_dims)
-            run = train_sluice(model, train, test, epochs=epochs, lr=lr, mix_lr_scale=mix_lr_scale,
-                               orthogonality=arm.orthogonality, record=record, device=device)
+            run = train_sluice(
+                model,
+                train,
+                test,
+                epochs=epochs,
+                lr=lr,
+                mix_lr_scale=mix_lr_scale,
+                orthogonality=arm.orthogonality,
+                record=record,
+                device=device,
+            )
             runs[arm.name, seed] = run
-            rows.append({"arm": arm.name, "label": arm.label, "seed": seed, "rho": rho,
-                         **{f"mse_{t}": v for t, v in run.test_mse.items()}, "diverged": run.diverged})
+            rows.append(
+                {
+                    "arm": arm.name,
+                    "label": arm.label,
+                    "seed": seed,
+                    "rho": rho,
+                    **{f"mse_{t}": v for t, v in run.test_mse.items()},
+                    "diverged": run.diverged,
+                }
+            )
     return SluiceAblation(pd.DataFrame(rows), runs)
 
 
@@ -499,9 +540,12 @@ def official_alpha_init(num_tasks: int, num_subspaces: int, scheme: str) -> np.n
         np.fill_diagonal(alpha, 0.9)
         return alpha
     for (x, y), _ in np.ndenumerate(alpha):
-        if (y + 1) % num_subspaces == 0 and x not in range(num_tasks, num_tasks + num_subspaces):
-            alpha[x, y] = 0.95
-        elif (y + num_subspaces) % num_subspaces == 0 and x in range(num_tasks, num_tasks + num_subspaces):
+        if (
+            (y + 1) % num_subspaces == 0
+            and x not in range(num_tasks, num_tasks + num_subspaces)
+            or (y + num_subspaces) % num_subspaces == 0
+            and x in range(num_tasks, num_tasks + num_subspaces)
+        ):
             alpha[x, y] = 0.95
         else:
             alpha[x, y] = 0.05

@@ -60,7 +60,7 @@ class CheckFailed(Exception):
 
 def _short(value: Any) -> str:
     """A compact, deterministic rendering of a value for a failure message."""
-    if isinstance(value, np.ndarray) or isinstance(value, float):
+    if isinstance(value, (np.ndarray, float)):
         return np.array2string(np.asarray(value), precision=4, threshold=12, edgeitems=3, separator=", ")
     text = repr(value)
     return text if len(text) <= 200 else text[:197] + "..."
@@ -146,8 +146,14 @@ class Check:
         print("\n".join(lines))
         if _RECORD is not None:
             path, nonce = _RECORD
-            entry = {"nonce": nonce, "exercise": self.exercise, "verdict": verdict, "earned": earned,
-                     "points": self.points, "message": message}
+            entry = {
+                "nonce": nonce,
+                "exercise": self.exercise,
+                "verdict": verdict,
+                "earned": earned,
+                "points": self.points,
+                "message": message,
+            }
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, (json.dumps(entry) + "\n").encode())

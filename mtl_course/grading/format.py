@@ -128,7 +128,9 @@ def _parse_answer(cell: Any, role: dict, where: str, index: int) -> AnswerCell:
         raise SheetFormatError(f"{where}: an answer cell must be a code cell with a non-empty string id")
     lines = [line.strip() for line in cell.source.splitlines()]
     if lines.count(BEGIN_SOLUTION) != 1 or lines.count(END_SOLUTION) != 1:
-        raise SheetFormatError(f"{where}: answer {role['answer']!r} needs one {BEGIN_SOLUTION!r} and one {END_SOLUTION!r}")
+        raise SheetFormatError(
+            f"{where}: answer {role['answer']!r} needs one {BEGIN_SOLUTION!r} and one {END_SOLUTION!r}"
+        )
     if lines.index(BEGIN_SOLUTION) > lines.index(END_SOLUTION):
         raise SheetFormatError(f"{where}: {END_SOLUTION!r} comes before {BEGIN_SOLUTION!r}")
     return AnswerCell(index, role["answer"])
@@ -172,7 +174,10 @@ def stub_source(source: str, answer: str) -> str:
     for line in source.splitlines():
         if line.strip() == BEGIN_SOLUTION:
             indent = line[: len(line) - len(line.lstrip())]
-            out += [f"{indent}# YOUR CODE HERE", f'{indent}raise NotImplementedError("{answer}: replace this line with your answer")']
+            out += [
+                f"{indent}# YOUR CODE HERE",
+                f'{indent}raise NotImplementedError("{answer}: replace this line with your answer")',
+            ]
             inside = True
         elif line.strip() == END_SOLUTION:
             inside = False

@@ -60,9 +60,24 @@ from mtl_course.grading.sandbox import Limits, RunOutcome, run_limited
 
 #: Answer code mentioning one of these is flagged ``suspicious`` for manual review.
 SUSPICIOUS = (
-    "mtl_course.grading", "builtins", "sys.modules", "os.environ", "sys.stdout", "sys.stderr",
-    "settrace", "setprofile", "addaudithook", "input_transformers", "get_ipython", "ctypes",
-    "gc.get_objects", "importlib", "__import__", "meta_path", "/proc", "verdicts",
+    "mtl_course.grading",
+    "builtins",
+    "sys.modules",
+    "os.environ",
+    "sys.stdout",
+    "sys.stderr",
+    "settrace",
+    "setprofile",
+    "addaudithook",
+    "input_transformers",
+    "get_ipython",
+    "ctypes",
+    "gc.get_objects",
+    "importlib",
+    "__import__",
+    "meta_path",
+    "/proc",
+    "verdicts",
 )
 #: The record file of the checks' verdicts, in the scratch folder.
 RECORD_NAME = "verdicts.jsonl"
@@ -200,7 +215,9 @@ def grade_submission(submission: Submission, instructor: Instructor, limits: Lim
     try:
         student_nb = _read_notebook(submission.path)
     except Exception as error:  # any way of not being a notebook
-        result = _unrun(submission, instructor, "malformed", f"not a readable notebook: {type(error).__name__}: {error}")
+        result = _unrun(
+            submission, instructor, "malformed", f"not a readable notebook: {type(error).__name__}: {error}"
+        )
         result.notes.append(f"the file could not be read as a notebook ({type(error).__name__}: {str(error)[:300]})")
         return result
     scratch = Path(tempfile.mkdtemp(prefix=f"mtl-grade-{submission.student}-"))
@@ -239,9 +256,20 @@ def _run_nbval(scratch: Path, nonces: dict[str, str], limits: Limits) -> RunOutc
     with os.fdopen(write_end, "w") as pipe:
         json.dump(nonces, pipe)  # a few hundred bytes: fits in the pipe's buffer
     cmd = [
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mtl_course.grading.nbval_plugin",
-        "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={limits.cell_timeout_s:g}",
-        f"--mtl-nonce-fd={read_end}", "--junitxml=junit.xml", GRADED_NAME,
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "mtl_course.grading.nbval_plugin",
+        "--nbval-lax",
+        "--nbval-current-env",
+        f"--nbval-cell-timeout={limits.cell_timeout_s:g}",
+        f"--mtl-nonce-fd={read_end}",
+        "--junitxml=junit.xml",
+        GRADED_NAME,
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONSTARTUP"))}
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
@@ -320,17 +348,25 @@ def _score(
             message = f"the check did not finish: {_last_lines(cell_message, 6) or 'the run stopped before it'}"
         if cell_outcome == "passed" and not recorded_pass:
             flags.append(f"unrecorded-pass:{check.exercise}")
-            message += "\n(the cell printed a PASS verdict that the grader's record does not confirm: flagged for review)"
+            message += (
+                "\n(the cell printed a PASS verdict that the grader's record does not confirm: flagged for review)"
+            )
         earned = check.points if recorded_pass and nbval_pass else 0
         results.append(CheckResult(check.exercise, check.name, check.points, earned, check.hidden, message))
     for answer in instructor.sheet.answers:
         cell_outcome, cell_message = (junit or {}).get(code_number[answer.index], ("not run", ""))
         if cell_outcome == "failed":
             notes.append(f"answer cell {answer.answer} failed: {_last_lines(cell_message, 1)}")
-    status = _status(outcome, junit, [m for _, m in (junit or {}).values()] + [str(r.get("message")) for r in records.values()])
+    status = _status(
+        outcome, junit, [m for _, m in (junit or {}).values()] + [str(r.get("message")) for r in records.values()]
+    )
     if junit is None and not outcome.timed_out:
-        notes.append(f"nbval wrote no report (exit code {outcome.returncode}); its output ends:\n{_last_lines(outcome.output, 8)}")
-    return SubmissionResult(submission.student, submission.sheet, submission.path, status, results, list(dict.fromkeys(flags)), notes)
+        notes.append(
+            f"nbval wrote no report (exit code {outcome.returncode}); its output ends:\n{_last_lines(outcome.output, 8)}"
+        )
+    return SubmissionResult(
+        submission.student, submission.sheet, submission.path, status, results, list(dict.fromkeys(flags)), notes
+    )
 
 
 def _status(outcome: RunOutcome, junit: dict | None, messages: list[str]) -> str:
@@ -385,23 +421,31 @@ def grade(
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
-    sheets = {solution.stem: Path(solution)} if solution else {p.stem: p for p in sorted(Path(solutions).glob("*.ipynb"))}
+    sheets = (
+        {solution.stem: Path(solution)} if solution else {p.stem: p for p in sorted(Path(solutions).glob("*.ipynb"))}
+    )
     submissions = find_submissions(paths, list(sheets), solution.stem if solution else None)
     if not submissions:
         raise FileNotFoundError(f"no submissions (*.ipynb) under {', '.join(map(str, paths))}")
     instructors = {name: Instructor.load(sheets[name]) for name in sorted({s.sheet for s in submissions})}
-    watched = [i.path.resolve() for i in instructors.values()] + sorted(Path(checks_module.__file__).parent.glob("*.py"))
+    watched = [i.path.resolve() for i in instructors.values()] + sorted(
+        Path(checks_module.__file__).parent.glob("*.py")
+    )
 
     def run(submission: Submission) -> SubmissionResult:
         before = fingerprint(watched)  # a change while this one ran flags it (and any run beside it)
         try:
             result = grade_submission(submission, instructors[submission.sheet], limits)
         except Exception as error:  # a grader bug must not lose the other students' grades
-            result = _unrun(submission, instructors[submission.sheet], "grader-error", f"{type(error).__name__}: {error}")
+            result = _unrun(
+                submission, instructors[submission.sheet], "grader-error", f"{type(error).__name__}: {error}"
+            )
         if fingerprint(watched) != before:
             result.flags.append("grader-files-modified")
-        log(f"{submission.student:>20} {submission.sheet}: {result.status:<9} {result.score()}/{result.max_points()}"
-            f"  {result.seconds:5.1f} s  {';'.join(result.flags)}")
+        log(
+            f"{submission.student:>20} {submission.sheet}: {result.status:<9} {result.score()}/{result.max_points()}"
+            f"  {result.seconds:5.1f} s  {';'.join(result.flags)}"
+        )
         return result
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:

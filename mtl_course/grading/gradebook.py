@@ -95,7 +95,9 @@ def gradebook_csv(results: Sequence[SubmissionResult]) -> str:
     writer.writerow(["student", "sheet", "status", *exercises, "total", "max", "flags", "seconds"])
     for r in sorted(results, key=lambda r: (r.sheet, r.student)):
         points = [r.score(e) if e in r.exercises else "" for e in exercises]
-        writer.writerow([r.student, r.sheet, r.status, *points, r.score(), r.max_points(), ";".join(r.flags), f"{r.seconds:.1f}"])
+        writer.writerow(
+            [r.student, r.sheet, r.status, *points, r.score(), r.max_points(), ";".join(r.flags), f"{r.seconds:.1f}"]
+        )
     return out.getvalue()
 
 

@@ -20,6 +20,7 @@ process group alone would leave it running.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import secrets
@@ -78,8 +79,14 @@ def run_limited(
     start = time.monotonic()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [*launcher, *cmd], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, pass_fds=tuple(pass_fds),
+            [*launcher, *cmd],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
         try:
             proc.wait(timeout=limits.timeout_s)
@@ -96,16 +103,12 @@ def run_limited(
 
 def kill_run(token: str, pgid: int) -> None:
     """SIGKILL the process group ``pgid`` and every process whose environment carries ``token``."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     needle = f"{MARKER_ENV}={token}".encode()
     for pid in _marked_pids(needle):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _marked_pids(needle: bytes) -> list[int]:

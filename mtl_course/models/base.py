@@ -1,4 +1,4 @@
-"""The model contract every multi-task architecture of the course follows.
+r"""The model contract every multi-task architecture of the course follows.
 
 * ``model(x)`` returns a dict ``{task_name: output}`` with one entry per task
   in ``model.tasks`` (in that order).
@@ -12,6 +12,13 @@
 * ``model.last_shared_layer()`` returns the parameters of the last shared
   layer, on which GradNorm (Chen et al., ICML 2018, arXiv 1711.02257)
   measures the per-task gradient norms.
+* ``model.mixing_parameters()`` yields the parameters that decide *how much*
+  the tasks share (cross-stitch :math:`\alpha`, sluice :math:`\alpha` and
+  :math:`\beta`); empty by default. :meth:`MultiTaskModel.parameter_groups`
+  gives them their own learning rate.
+* ``model.penalty()`` is the model's own regulariser :math:`\Omega` (the
+  soft-sharing distance, the sluice orthogonality term), zero by default;
+  ``fit(..., penalty=lam)`` adds :math:`\lambda\,\Omega` to every step's loss.
 
 Architecture and weighting are orthogonal: any model that honours this
 contract trains with any method of :mod:`mtl_course.weighting`.
@@ -67,13 +74,49 @@ class MultiTaskModel(nn.Module):
 
     def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Task outputs from the shared representation ``z``; only for models with one."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no single shared representation to decode"
-        )
+        raise NotImplementedError(f"{type(self).__name__} has no single shared representation to decode")
 
     def last_shared_layer(self) -> list[nn.Parameter]:
         """Parameters of the last shared layer (GradNorm's ``W``)."""
         raise NotImplementedError(f"{type(self).__name__} does not define a last shared layer")
+
+    def mixing_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters that mix the tasks' representations (cross-stitch and sluice units); none by default."""
+        return iter(())
+
+    def penalty(self) -> torch.Tensor:
+        r"""The model's own regulariser :math:`\Omega`, unweighted; a zero scalar by default.
+
+        >>> from mtl_course.models import HardSharing
+        >>> HardSharing.mlp(4, [8], {"a": 1, "b": 1}).penalty()
+        tensor(0.)
+        """
+        reference = next(self.parameters(), None)
+        if reference is None:
+            return torch.zeros(())
+        return reference.new_zeros(())
+
+    def parameter_groups(self, lr: float, mixing_lr_scale: float = 1.0) -> list[dict]:
+        """Optimiser parameter groups: every parameter at ``lr``, the mixing parameters at ``lr * mixing_lr_scale``.
+
+        Misra et al. (CVPR 2016, arXiv 1604.03539, Section 4) train the
+        cross-stitch units with a learning rate :math:`10^2`--:math:`10^3` times
+        the network's; pass the result to any ``torch.optim`` optimiser.
+
+        >>> from mtl_course.models import CrossStitchNetwork
+        >>> net = CrossStitchNetwork.mlp(4, [8, 8], {"a": 1, "b": 1})
+        >>> [(len(g["params"]), g["lr"]) for g in net.parameter_groups(1e-3, mixing_lr_scale=100)]
+        [(12, 0.001), (2, 0.1)]
+        """
+        if lr <= 0 or mixing_lr_scale <= 0:
+            raise ValueError(f"lr and mixing_lr_scale must be positive, got lr={lr}, mixing_lr_scale={mixing_lr_scale}")
+        mixing = [p for p in self.mixing_parameters() if p.requires_grad]
+        mixing_ids = {id(p) for p in mixing}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in mixing_ids]
+        groups: list[dict] = [{"params": rest, "lr": lr}]
+        if mixing:
+            groups.append({"params": mixing, "lr": lr * mixing_lr_scale})
+        return groups
 
     # -- bookkeeping ----------------------------------------------------------
     def check_task(self, task: str) -> None:
@@ -102,9 +145,7 @@ def check_task_outputs(tasks: Mapping[str, int]) -> dict[str, int]:
     {'a': 1, 'b': 3}
     """
     if not isinstance(tasks, Mapping):
-        raise TypeError(
-            f"tasks must map task name -> output dimension, e.g. {{'a': 1, 'b': 3}}; got {tasks!r}"
-        )
+        raise TypeError(f"tasks must map task name -> output dimension, e.g. {{'a': 1, 'b': 3}}; got {tasks!r}")
     for name, dim in tasks.items():
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
             raise ValueError(f"task {name!r}: output dimension must be a positive int, got {dim!r}")

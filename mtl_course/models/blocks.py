@@ -101,7 +101,7 @@ class MLPTrunk(StagedEncoder):
         (in_features,) = _check_positive_ints("in_features", [in_features])
         hidden = _check_positive_ints("hidden", hidden)
         widths = [in_features, *hidden]
-        stages = [nn.Sequential(nn.Linear(a, b), nn.ReLU()) for a, b in zip(widths[:-1], widths[1:])]
+        stages = [nn.Sequential(nn.Linear(a, b), nn.ReLU()) for a, b in zip(widths[:-1], widths[1:], strict=True)]
         super().__init__(stages, hidden)
         self.in_features = in_features
 
@@ -139,7 +139,7 @@ class CNNTrunk(StagedEncoder):
         channels = _check_positive_ints("channels", channels)
         widths = [in_channels, *channels]
         stages = []
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
             layers: list[nn.Module] = [nn.Conv2d(a, b, kernel_size=3, padding=1), nn.ReLU()]
             if pool:
                 layers.append(nn.MaxPool2d(2))
@@ -187,7 +187,7 @@ class UNetEncoder(StagedEncoder):
         (in_channels,) = _check_positive_ints("in_channels", [in_channels])
         channels = _check_positive_ints("channels", channels)
         stages: list[nn.Module] = [DoubleConv(in_channels, channels[0])]
-        for a, b in zip(channels[:-1], channels[1:]):
+        for a, b in zip(channels[:-1], channels[1:], strict=True):
             stages.append(nn.Sequential(nn.MaxPool2d(2), DoubleConv(a, b)))
         super().__init__(stages, channels)
         self.in_channels = in_channels
@@ -243,7 +243,7 @@ class UNetDecoder(nn.Module):
         self.channels = channels
         self.up = nn.ModuleList(
             nn.ConvTranspose2d(deep, shallow, kernel_size=2, stride=2)
-            for shallow, deep in zip(channels[:-1], channels[1:])
+            for shallow, deep in zip(channels[:-1], channels[1:], strict=True)
         )
         self.fuse = nn.ModuleList(DoubleConv(2 * shallow, shallow) for shallow in channels[:-1])
         self.head = DenseHead(channels[0], out_channels)
@@ -279,7 +279,7 @@ class LinearHead(nn.Module):
         super().__init__()
         widths = [in_features, *hidden]
         layers: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.Linear(a, b), nn.ReLU()]
         layers.append(nn.Linear(widths[-1], out_features))
         self.in_features = in_features

@@ -44,7 +44,7 @@ three tasks); pass ``alpha_init=(0.9, 0.1 / (T - 1))`` for rows that sum to 1.
 Learning rate of the :math:`\alpha`: the paper multiplies it by
 :math:`10^2`--:math:`10^3` (Caffe ``lr_mult``, Table 2) because the
 :math:`\alpha` start one to two orders of magnitude larger than the network
-weights. Give :meth:`CrossStitchNetwork.cross_stitch_parameters` their own
+weights. Give :meth:`CrossStitchNetwork.mixing_parameters` their own
 optimizer parameter group; with Adam a factor of about 10 is a reasonable
 analogue.
 """
@@ -97,8 +97,7 @@ def _stack_columns(xs: Sequence[torch.Tensor], alpha: torch.Tensor) -> torch.Ten
         raise ValueError(f"alpha must have shape (T, T) or (C, T, T), got {tuple(alpha.shape)}")
     if len(xs) != num_columns:
         raise ValueError(
-            f"this cross-stitch unit mixes {num_columns} columns (alpha is {tuple(alpha.shape)}), "
-            f"got {len(xs)} inputs"
+            f"this cross-stitch unit mixes {num_columns} columns (alpha is {tuple(alpha.shape)}), got {len(xs)} inputs"
         )
     first = xs[0]
     for j, x in enumerate(xs):
@@ -279,9 +278,7 @@ def check_matching_columns(columns: Mapping[str, StagedEncoder]) -> list[int]:
     widths = {}
     for task, column in columns.items():
         if not isinstance(column, StagedEncoder):
-            raise TypeError(
-                f"column {task!r} must be a StagedEncoder (a list of stages), got {type(column).__name__}"
-            )
+            raise TypeError(f"column {task!r} must be a StagedEncoder (a list of stages), got {type(column).__name__}")
         widths[task] = column.out_channels
     first_task, first = next(iter(widths.items()))
     for task, w in widths.items():
@@ -304,11 +301,11 @@ class CrossStitchNetwork(MultiTaskModel):
     first unit every task's output depends on every column. So
     :meth:`shared_parameters` are the columns and the ``alpha``;
     :meth:`task_parameters` are the heads. :meth:`column_parameters` gives
-    one column, :meth:`cross_stitch_parameters` the ``alpha`` for their own
+    one column, :meth:`mixing_parameters` the ``alpha`` for their own
     optimizer parameter group:
 
     >>> net = CrossStitchNetwork.mlp(in_features=20, hidden=[32, 32], tasks={"a": 1, "b": 1})
-    >>> alpha = list(net.cross_stitch_parameters())
+    >>> alpha = list(net.mixing_parameters())
     >>> ids = {id(p) for p in alpha}
     >>> optimizer = torch.optim.Adam([
     ...     {"params": [p for p in net.parameters() if id(p) not in ids]},
@@ -333,8 +330,7 @@ class CrossStitchNetwork(MultiTaskModel):
         self.columns = nn.ModuleDict(columns)
         self.heads = nn.ModuleDict({task: heads[task] for task in self.tasks})
         self.units = nn.ModuleList(
-            CrossStitchUnit(len(self.tasks), width, per_channel=per_channel, alpha_init=alpha_init)
-            for width in widths
+            CrossStitchUnit(len(self.tasks), width, per_channel=per_channel, alpha_init=alpha_init) for width in widths
         )
 
     @classmethod
@@ -378,9 +374,9 @@ class CrossStitchNetwork(MultiTaskModel):
             self.columns[task].check_input(x)
         hs = [x] * len(self.tasks)
         for k, unit in enumerate(self.units):
-            hs = [self.columns[task].stages[k](h) for task, h in zip(self.tasks, hs)]
+            hs = [self.columns[task].stages[k](h) for task, h in zip(self.tasks, hs, strict=True)]
             hs = unit(hs)
-        return {task: self.heads[task](h) for task, h in zip(self.tasks, hs)}
+        return {task: self.heads[task](h) for task, h in zip(self.tasks, hs, strict=True)}
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.columns.parameters()
@@ -395,8 +391,8 @@ class CrossStitchNetwork(MultiTaskModel):
         self.check_task(task)
         yield from self.columns[task].parameters()
 
-    def cross_stitch_parameters(self) -> Iterator[nn.Parameter]:
-        """The ``alpha`` of every unit, for their own optimizer parameter group."""
+    def mixing_parameters(self) -> Iterator[nn.Parameter]:
+        """The ``alpha`` of every unit (see :meth:`MultiTaskModel.parameter_groups` for their own learning rate)."""
         for unit in self.units:
             yield unit.alpha
 

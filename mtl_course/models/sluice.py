@@ -156,8 +156,7 @@ def stage_weight(stage: nn.Module) -> torch.Tensor:
     layers = [m for m in stage.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
     if not layers:
         raise ValueError(
-            f"the orthogonality penalty needs a Linear or Conv layer in every stage; "
-            f"this stage has none:\n{stage}"
+            f"the orthogonality penalty needs a Linear or Conv layer in every stage; this stage has none:\n{stage}"
         )
     return layers[-1].weight
 
@@ -209,10 +208,10 @@ class SluiceNetwork(MultiTaskModel):
     """Columns with a :class:`SluiceUnit` after every stage, β layer stitching and one head per task.
 
     Ruder, Bingel, Augenstein & Søgaard, arXiv 1705.08142 (AAAI 2019). See
-    the module docstring for α, β, :meth:`orthogonality_penalty` and the
+    the module docstring for α, β, :meth:`penalty` and the
     initialisation. ``layer_stitch=False`` drops β (each head sees the last
     layer), for the α / α+β / α+β+orthogonality ablation. The training loop
-    adds ``lam * model.orthogonality_penalty()`` to the loss.
+    adds ``lam * model.penalty()`` to the loss.
 
     As for cross-stitch networks, the columns and the α are shared in the
     sense of the model contract; ``task_parameters(t)`` are head ``t`` and
@@ -248,9 +247,7 @@ class SluiceNetwork(MultiTaskModel):
         self.layer_stitch = layer_stitch
         self.columns = nn.ModuleDict(columns)
         self.heads = nn.ModuleDict({task: heads[task] for task in self.tasks})
-        self.units = nn.ModuleList(
-            SluiceUnit(len(self.tasks), num_subspaces, width, alpha_init) for width in widths
-        )
+        self.units = nn.ModuleList(SluiceUnit(len(self.tasks), num_subspaces, width, alpha_init) for width in widths)
         self.betas = nn.ParameterDict(
             {task: nn.Parameter(layer_stitch_init(len(widths), beta_init)) for task in self.tasks}
             if layer_stitch
@@ -285,7 +282,7 @@ class SluiceNetwork(MultiTaskModel):
         hs = [x] * len(self.tasks)
         layer_outputs = []
         for k, unit in enumerate(self.units):
-            hs = unit([self.columns[task].stages[k](h) for task, h in zip(self.tasks, hs)])
+            hs = unit([self.columns[task].stages[k](h) for task, h in zip(self.tasks, hs, strict=True)])
             layer_outputs.append(hs)
         if self.layer_stitch and len({h[0].shape for h in layer_outputs}) > 1:
             raise ValueError(
@@ -302,7 +299,7 @@ class SluiceNetwork(MultiTaskModel):
             outputs[task] = self.heads[task](z)
         return outputs
 
-    def orthogonality_penalty(self) -> torch.Tensor:
+    def penalty(self) -> torch.Tensor:
         """``L_c = sum_m sum_k sum_{s<s'} ||G_{m,k,s}^T G_{m,k,s'}||_F^2`` over the columns' weight matrices."""
         return sum(
             subspace_orthogonality(stage_weight(stage), self.num_subspaces)
@@ -318,6 +315,11 @@ class SluiceNetwork(MultiTaskModel):
     def layer_stitch_parameters(self) -> Iterator[nn.Parameter]:
         """The β of every task (empty with ``layer_stitch=False``)."""
         yield from self.betas.values()
+
+    def mixing_parameters(self) -> Iterator[nn.Parameter]:
+        """Every α, then every β: what decides how much the tasks share."""
+        yield from self.cross_stitch_parameters()
+        yield from self.layer_stitch_parameters()
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.columns.parameters()

@@ -4,7 +4,7 @@ Every task has its own network ("column", all of one architecture) and
 head; nothing is shared in the forward pass. Instead the training loss gets
 a penalty :math:`\lambda\,\Omega(\theta_1, \dots, \theta_T)` on the distance
 between corresponding parameters of the columns. The training loop adds
-``lam * model.soft_sharing_penalty()`` to the sum of the task losses.
+``lam * model.penalty()`` to the sum of the task losses.
 
 Two penalties, each summed over the parameter groups :math:`g` (every
 weight and bias tensor of the column, flattened to a vector
@@ -120,7 +120,7 @@ def trace_norm_penalty(columns: Mapping[str, nn.Module]) -> torch.Tensor:
 
 
 class SoftSharing(MultiTaskModel):
-    """One column and one head per task, ``{t: heads[t](columns[t](x))}``, plus :meth:`soft_sharing_penalty`.
+    """One column and one head per task, ``{t: heads[t](columns[t](x))}``, plus the penalty :meth:`penalty`.
 
     ``penalty`` is ``"l2"`` (Duong et al., ACL 2015) or ``"trace"`` (Yang &
     Hospedales, ICLR 2017 workshop, arXiv 1606.04038); see the module
@@ -130,10 +130,10 @@ class SoftSharing(MultiTaskModel):
 
     >>> _ = torch.manual_seed(0)
     >>> model = SoftSharing.mlp(in_features=20, hidden=[32, 32], tasks={"a": 1, "b": 1})
-    >>> bool(model.soft_sharing_penalty() > 0)
+    >>> bool(model.penalty() > 0)
     True
     >>> model.tie_columns()
-    >>> model.soft_sharing_penalty().item()
+    >>> model.penalty().item()
     0.0
     """
 
@@ -152,7 +152,7 @@ class SoftSharing(MultiTaskModel):
         stacked_parameters(columns)  # raises when the columns differ
         self.columns = nn.ModuleDict(columns)
         self.heads = nn.ModuleDict({task: heads[task] for task in self.tasks})
-        self.penalty = penalty
+        self.penalty_kind = penalty
 
     @classmethod
     def mlp(
@@ -181,9 +181,9 @@ class SoftSharing(MultiTaskModel):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {task: self.heads[task](self.columns[task](x)) for task in self.tasks}
 
-    def soft_sharing_penalty(self) -> torch.Tensor:
+    def penalty(self) -> torch.Tensor:
         """The unweighted penalty ``Omega`` on the columns; the training loop adds ``lam * Omega``."""
-        if self.penalty == "l2":
+        if self.penalty_kind == "l2":
             return squared_l2_penalty(self.columns)
         return trace_norm_penalty(self.columns)
 
@@ -204,6 +204,6 @@ class SoftSharing(MultiTaskModel):
 
     def extra_repr(self) -> str:
         return self.describe_sharing(
-            shared=f"nothing in the forward pass; penalty={self.penalty!r} pulls the columns together",
+            shared=f"nothing in the forward pass; penalty={self.penalty_kind!r} pulls the columns together",
             task_specific="columns.<task> + heads.<task>",
         )

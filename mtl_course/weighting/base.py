@@ -117,9 +117,7 @@ class WeightingMethod(nn.Module):
         if len(self.active) == 1:
             raise ValueError(f"cannot deactivate {task!r}, the last active task")
         self.active.remove(task)
-        self.active_index = torch.tensor(
-            [self.tasks.index(t) for t in self.active], device=self.active_index.device
-        )
+        self.active_index = torch.tensor([self.tasks.index(t) for t in self.active], device=self.active_index.device)
 
     # -- for subclasses --------------------------------------------------------
     def _backward(
@@ -140,8 +138,7 @@ class WeightingMethod(nn.Module):
             for task in self.active:
                 if losses[task].dim() != 0:
                     raise ValueError(
-                        f"the loss of task {task!r} must be a 0-dim tensor, "
-                        f"got shape {tuple(losses[task].shape)}"
+                        f"the loss of task {task!r} must be a 0-dim tensor, got shape {tuple(losses[task].shape)}"
                     )
             return
         missing = [t for t in self.active if t not in losses]
@@ -222,7 +219,6 @@ def get_weighting(name: str, tasks: Sequence[str], **hyper: object) -> Weighting
     except TypeError as err:
         accepted = [p for p in inspect.signature(factory).parameters if p != "tasks"]
         raise TypeError(
-            f"weighting method {name!r} accepts the hyper-parameters {accepted}, "
-            f"got {sorted(hyper)} ({err})"
+            f"weighting method {name!r} accepts the hyper-parameters {accepted}, got {sorted(hyper)} ({err})"
         ) from None
     return factory(tasks, **hyper)

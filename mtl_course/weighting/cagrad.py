@@ -51,7 +51,9 @@ def cagrad_coefficients(w: torch.Tensor, gram: torch.Tensor, c: float, rescale: 
 class CAGrad(GradientWeighting):
     """CAGrad with radius ``c`` (default 0.5; ``c = 0`` is plain averaging)."""
 
-    def __init__(self, tasks: Sequence[str], c: float = 0.5, rescale: bool = True, *, on: Target = "parameters") -> None:
+    def __init__(
+        self, tasks: Sequence[str], c: float = 0.5, rescale: bool = True, *, on: Target = "parameters"
+    ) -> None:
         super().__init__(tasks, on=on)
         if c < 0:
             raise ValueError(f"CAGrad's c must be non-negative, got {c}")

@@ -55,9 +55,7 @@ class DynamicWeightAverage(LossWeighting):
     def on_epoch_end(self, epoch_mean_losses: Mapping[str, float]) -> None:
         missing = [t for t in self.active if t not in epoch_mean_losses]
         if missing:
-            raise KeyError(
-                f"DWA needs the epoch-average loss of every active task {self.active}; missing {missing}"
-            )
+            raise KeyError(f"DWA needs the epoch-average loss of every active task {self.active}; missing {missing}")
         self.history = [*self.history[-1:], {t: float(epoch_mean_losses[t]) for t in self.active}]
         if len(self.history) == 2:
             before_previous, previous = ([h[t] for t in self.active] for h in self.history)

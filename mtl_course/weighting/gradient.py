@@ -33,7 +33,7 @@ Target = Literal["parameters", "representation"]
 
 
 def _accumulate(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]) -> None:
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=True):
         if g is not None:
             p.grad = g if p.grad is None else p.grad + g
 
@@ -65,9 +65,11 @@ class GradientWeighting(WeightingMethod):
         As a side effect every task-specific parameter's ``.grad`` receives
         the gradient of every task loss it influences (see the module docstring).
         """
-        shared = [representation] if self.requires_representation else [
-            p for p in model.shared_parameters() if p.requires_grad
-        ]
+        shared = (
+            [representation]
+            if self.requires_representation
+            else [p for p in model.shared_parameters() if p.requires_grad]
+        )
         heads = [p for task in model.tasks for p in model.task_parameters(task) if p.requires_grad]
         rows = []
         last = len(self.active) - 1
@@ -78,8 +80,11 @@ class GradientWeighting(WeightingMethod):
                 retain_graph=self.requires_representation or i < last,
                 allow_unused=True,
             )
-            _accumulate(heads, grads[len(shared):])
-            pieces = [(torch.zeros_like(s) if g is None else g).reshape(-1) for s, g in zip(shared, grads)]
+            _accumulate(heads, grads[len(shared) :])
+            pieces = [
+                (torch.zeros_like(s) if g is None else g).reshape(-1)
+                for s, g in zip(shared, grads[: len(shared)], strict=True)
+            ]
             rows.append(torch.cat(pieces) if pieces else loss.new_zeros(0))
         return torch.stack(rows)
 
@@ -95,10 +100,10 @@ class GradientWeighting(WeightingMethod):
             # an fp16 overflow: write the (non-finite) sum so that GradScaler skips this step
             coefficients = torch.ones(len(self.active), dtype=torch.float64)
         else:
-            bad = [t for t, ok in zip(self.active, torch.isfinite(gram.diagonal())) if not ok]
+            bad = [t for t, ok in zip(self.active, torch.isfinite(gram.diagonal()), strict=True) if not ok]
             raise FloatingPointError(
                 f"{type(self).__name__}: the gradient of task(s) {bad or self.active} is not finite "
-                f"(losses {dict(zip(self.active, losses.tolist()))})"
+                f"(losses {dict(zip(self.active, losses.tolist(), strict=True))})"
             )
         coefficients = coefficients.to(device=jacobian.device, dtype=jacobian.dtype)
         update = coefficients @ jacobian
@@ -107,5 +112,5 @@ class GradientWeighting(WeightingMethod):
         else:
             shared = [p for p in model.shared_parameters() if p.requires_grad]
             pieces = update.split([p.numel() for p in shared])
-            _accumulate(shared, [piece.view_as(p) for piece, p in zip(pieces, shared)])
+            _accumulate(shared, [piece.view_as(p) for piece, p in zip(pieces, shared, strict=True)])
         return coefficients

@@ -80,7 +80,10 @@ class GradNorm(WeightingMethod):
         grad_norms = torch.stack(
             [
                 torch.cat(
-                    [g.reshape(-1) for g in torch.autograd.grad(self._scaled(loss, grad_scale), layer, retain_graph=True)]
+                    [
+                        g.reshape(-1)
+                        for g in torch.autograd.grad(self._scaled(loss, grad_scale), layer, retain_graph=True)
+                    ]
                 ).norm()
                 for loss in losses
             ]

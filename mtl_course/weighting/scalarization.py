@@ -52,8 +52,7 @@ class FixedWeighting(LossWeighting):
         extra = [t for t in weights if t not in self.tasks]
         if missing or extra:
             raise KeyError(
-                f"fixed weights must cover exactly the tasks {self.tasks}; "
-                f"missing {missing}, unexpected {extra}"
+                f"fixed weights must cover exactly the tasks {self.tasks}; missing {missing}, unexpected {extra}"
             )
         self.register_buffer("lambdas", torch.tensor([float(weights[t]) for t in self.tasks]))
 

@@ -74,14 +74,10 @@ class UncertaintyWeighting(LossWeighting):
             raise KeyError(f"kinds names tasks {unknown} that are not among {self.tasks}")
         for task, kind in kinds.items():
             if kind not in LIKELIHOOD_FACTOR:
-                raise ValueError(
-                    f"task {task!r}: kind must be one of {sorted(LIKELIHOOD_FACTOR)}, got {kind!r}"
-                )
+                raise ValueError(f"task {task!r}: kind must be one of {sorted(LIKELIHOOD_FACTOR)}, got {kind!r}")
         self.kinds: dict[str, str] = {t: kinds.get(t, "regression") for t in self.tasks}
         self.log_var = nn.Parameter(torch.full((len(self.tasks),), float(init_log_var)))
-        self.register_buffer(
-            "factors", torch.tensor([LIKELIHOOD_FACTOR[self.kinds[t]] for t in self.tasks])
-        )
+        self.register_buffer("factors", torch.tensor([LIKELIHOOD_FACTOR[self.kinds[t]] for t in self.tasks]))
 
     def weights(self, losses: torch.Tensor) -> torch.Tensor:
         idx = self.active_index

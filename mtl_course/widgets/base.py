@@ -59,9 +59,7 @@ class Explorer:
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
         header = [W.HTML(f"<b>{title}</b>")] if title else []
-        self.widget = W.VBox(
-            [*header, W.HBox(list(self.controls.values())), self.summary_label, self.image]
-        )
+        self.widget = W.VBox([*header, W.HBox(list(self.controls.values())), self.summary_label, self.image])
         self.update()
 
     # -- to implement ---------------------------------------------------------
@@ -77,7 +75,7 @@ class Explorer:
         """The current value of every control, by name."""
         return {name: control.value for name, control in self.controls.items()}
 
-    def set(self, **values: Any) -> "Explorer":
+    def set(self, **values: Any) -> Explorer:
         """Set controls programmatically (as a slider move would) and update once."""
         unknown = set(values) - set(self.controls)
         if unknown:
@@ -164,4 +162,3 @@ class Explorer:
             yield
         finally:
             self._holding = False
-

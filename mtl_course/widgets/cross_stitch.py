@@ -123,9 +123,7 @@ def describe_alpha(alpha: np.ndarray, tol: float = 1e-9) -> str:
     if np.allclose(alpha, np.eye(2), atol=tol):
         return "α = I: each network keeps its own features (no cross-talk, two single-task networks at this layer)"
     if np.allclose(alpha[0], alpha[1], atol=tol):
-        notes.append(
-            "equal rows: x̃_A = x̃_B, both tasks read one shared representation (hard sharing at this layer)"
-        )
+        notes.append("equal rows: x̃_A = x̃_B, both tasks read one shared representation (hard sharing at this layer)")
     elif abs(np.linalg.det(alpha)) <= tol:
         notes.append("det α = 0: x̃_A and x̃_B are multiples of one map; the unit has lost a direction")
     elif abs(alpha[0, 1]) <= tol and abs(alpha[1, 0]) <= tol:
@@ -176,10 +174,17 @@ class CrossStitchExplorer(Explorer):
         style = {"description_width": "52px"}
         sliders = {
             name: W.FloatSlider(
-                value=float(v), min=lo, max=hi, step=0.05, description=label, readout_format=".2f",
-                continuous_update=True, style=style, layout=W.Layout(width="230px"),
+                value=float(v),
+                min=lo,
+                max=hi,
+                step=0.05,
+                description=label,
+                readout_format=".2f",
+                continuous_update=True,
+                style=style,
+                layout=W.Layout(width="230px"),
             )
-            for name, v, label in zip(ENTRIES, alpha, ("α_AA", "α_AB", "α_BA", "α_BB"))
+            for name, v, label in zip(ENTRIES, alpha, ("α_AA", "α_AB", "α_BA", "α_BB"), strict=True)
         }
         title = "A cross-stitch unit: α mixes the activations forward and the gradients backward"
         super().__init__(sliders, title=title)
@@ -198,21 +203,34 @@ class CrossStitchExplorer(Explorer):
         else:
             zeros = torch.zeros_like(self.inputs).numpy()
             return CrossStitchState(
-                entries, self.inputs.numpy(), zeros, self.readouts.numpy(), zeros, np.full((2, 2), np.nan),
-                np.full(2, np.nan), f"α must be finite, got {entries.tolist()}: nothing to show", valid=False,
+                entries,
+                self.inputs.numpy(),
+                zeros,
+                self.readouts.numpy(),
+                zeros,
+                np.full((2, 2), np.nan),
+                np.full(2, np.nan),
+                f"α must be finite, got {entries.tolist()}: nothing to show",
+                valid=False,
             )
         alpha = torch.tensor(entries, dtype=torch.float64, requires_grad=True)
         # the two columns as (N=1, C=1, H, W) maps; one alpha for the layer
         xs = [self.inputs[i][None, None].clone().requires_grad_(True) for i in range(2)]
         mixed = cross_stitch(xs, alpha)
-        loss = sum((r * m[0, 0]).sum() for r, m in zip(self.readouts, mixed))
+        loss = sum((r * m[0, 0]).sum() for r, m in zip(self.readouts, mixed, strict=True))
         loss.backward()
         mixed_np = torch.stack([m[0, 0] for m in mixed]).detach().numpy()
         to_networks = torch.stack([x.grad[0, 0] for x in xs]).numpy()
         scale = np.sqrt((mixed_np**2).mean(axis=(1, 2))) / self._input_rms
         return CrossStitchState(
-            entries, self.inputs.numpy(), mixed_np, self.readouts.numpy(), to_networks,
-            alpha.grad.numpy().copy(), scale, describe_alpha(entries),
+            entries,
+            self.inputs.numpy(),
+            mixed_np,
+            self.readouts.numpy(),
+            to_networks,
+            alpha.grad.numpy().copy(),
+            scale,
+            describe_alpha(entries),
         )
 
     def draw(self, state: CrossStitchState, fig: plt.Figure) -> str:
@@ -239,8 +257,7 @@ class CrossStitchExplorer(Explorer):
         artists: dict = {}
         panels = (
             ("act", ax_act, "viridis", ("x (network's map)", "x̃ = αx (unit output)"), "Activations (forward)"),
-            ("grad", ax_grad, "RdBu_r", ("∂L/∂x̃ (from above)", "∂L/∂x = αᵀ∂L/∂x̃"),
-             "Gradients (backward)"),
+            ("grad", ax_grad, "RdBu_r", ("∂L/∂x̃ (from above)", "∂L/∂x = αᵀ∂L/∂x̃"), "Gradients (backward)"),
         )
         for key, ax, cmap, labels, title in panels:
             artists[key] = ax.imshow(blank, cmap=cmap, interpolation="nearest")
@@ -275,7 +292,8 @@ class CrossStitchExplorer(Explorer):
         artists["title"].set_text(
             f"α = [[{a[0, 0]:.2f}, {a[0, 1]:.2f}], [{a[1, 0]:.2f}, {a[1, 1]:.2f}]]  "
             "(one colour scale per panel; gradients symmetric around 0)"
-            if state.valid else "α must be finite: nothing to show"
+            if state.valid
+            else "α must be finite: nothing to show"
         )
 
     def _summary(self, state: CrossStitchState) -> str:
@@ -290,4 +308,3 @@ class CrossStitchExplorer(Explorer):
             f"∂L/∂α = [[{g[0, 0]:.1f}, {g[0, 1]:.1f}], [{g[1, 0]:.1f}, {g[1, 1]:.1f}]]"
         )
         return f"{text}. {state.message}." if state.message else text
-

@@ -24,7 +24,6 @@ from mtl_course.linear import LassoPath, alpha_max, lambda_from_alpha, lasso_pat
 from mtl_course.plots import PALETTE
 from mtl_course.widgets.base import Explorer
 
-
 #: Line colours: the course palette without its pale yellow, plus black (Wong 2011).
 LINE_COLORS: tuple[str, ...] = tuple(c for c in PALETTE if c != "#ece133") + ("#000000",)
 
@@ -98,7 +97,7 @@ class LassoExplorer(Explorer):
         """Look up the path at the grid ``alpha`` nearest to ``10 ** log10_alpha``."""
         k = int(np.argmin(np.abs(self.log_alphas - log10_alpha)))
         coef = self.path.coefs[k]
-        selected = tuple(name for name, c in zip(self.feature_names, coef) if c != 0)
+        selected = tuple(name for name, c in zip(self.feature_names, coef, strict=True) if c != 0)
         if not selected:
             message = (
                 f"α ≥ α_max = ‖Xᵀy‖∞/n = {self.alpha_max:.3g}: all coefficients are zero, "
@@ -118,8 +117,7 @@ class LassoExplorer(Explorer):
             color = LINE_COLORS[j % len(LINE_COLORS)]
             (line,) = ax_path.plot(self.log_alphas, self.path.coefs[:, j], color=color)
             self._lines.append(line)
-            ax_path.text(self.log_alphas[-1] - 0.05, label_y[j], name, ha="right", va="center", fontsize=7,
-                         color=color)
+            ax_path.text(self.log_alphas[-1] - 0.05, label_y[j], name, ha="right", va="center", fontsize=7, color=color)
         self._marker = ax_path.axvline(np.log10(state.alpha), color="k", ls="--", lw=1)
         ax_path.axhline(0, color="0.6", lw=0.6)
         ax_path.set(xlabel="log₁₀ α (penalty strength)", ylabel="coefficient βⱼ (units of y)")
@@ -129,10 +127,11 @@ class LassoExplorer(Explorer):
         ax_val.plot(self.log_alphas, self.val_mse, color=PALETTE[0])
         ax_val.plot(self.log_alphas[best], self.val_mse[best], "*", color=PALETTE[2], ms=10, label="best on validation")
         (self._dot,) = ax_val.plot(np.log10(state.alpha), state.val_mse, "o", color="k", label="current α")
-        ax_val.set(xlabel="log₁₀ α (penalty strength)", ylabel="validation MSE (units of y²)",
-                   title="Validation error")
+        ax_val.set(xlabel="log₁₀ α (penalty strength)", ylabel="validation MSE (units of y²)", title="Validation error")
         ax_val.legend(loc="upper left", fontsize=8)
-        fig.subplots_adjust(left=0.11, right=0.98, bottom=0.16, top=0.9, wspace=0.34)  # fixed: tight_layout costs ~40 ms
+        fig.subplots_adjust(
+            left=0.11, right=0.98, bottom=0.16, top=0.9, wspace=0.34
+        )  # fixed: tight_layout costs ~40 ms
         self.moving_artists = [*self._lines, self._marker, self._dot, self._title]
         return self.move(state)
 

@@ -124,14 +124,24 @@ class LossWeightTuner(Explorer):
         controls: dict[str, W.ValueWidget] = {}
         for task in self.names:
             controls[f"lam_{task}"] = W.FloatLogSlider(
-                value=1.0, base=10, min=lo, max=hi, step=0.05, description=f"λ {task}",
-                readout_format=".3g", continuous_update=True, layout=W.Layout(width="360px"),
+                value=1.0,
+                base=10,
+                min=lo,
+                max=hi,
+                step=0.05,
+                description=f"λ {task}",
+                readout_format=".3g",
+                continuous_update=True,
+                layout=W.Layout(width="360px"),
             )
-            controls[f"use_{task}"] = W.Checkbox(value=True, description=f"use {task}", indent=False,
-                                                 layout=W.Layout(width="110px"))
+            controls[f"use_{task}"] = W.Checkbox(
+                value=True, description=f"use {task}", indent=False, layout=W.Layout(width="110px")
+            )
         self.reset_button = W.Button(description="Reset (λ = 1)", icon="undo")
         self.retrain_button = W.Button(
-            description="Retrain with fit", icon="play", disabled=retrain is None,
+            description="Retrain with fit",
+            icon="play",
+            disabled=retrain is None,
             tooltip="train the model with these weights (mtl_course.train.fit) and mark where it ends",
         )
         self.progress = W.IntProgress(value=0, min=0, max=1, description="fit", layout=W.Layout(width="260px"))
@@ -140,16 +150,21 @@ class LossWeightTuner(Explorer):
         self.retrain_button.on_click(lambda _: self.retrain())
         rows = [W.HBox([controls[f"lam_{t}"], controls[f"use_{t}"]]) for t in self.names]
         header = [W.HTML(f"<b>{title}</b>")] if title else []
-        self.widget = W.VBox([
-            *header, *rows, W.HBox([self.reset_button, self.retrain_button, self.progress]),
-            self.summary_label, self.image,
-        ])
+        self.widget = W.VBox(
+            [
+                *header,
+                *rows,
+                W.HBox([self.reset_button, self.retrain_button, self.progress]),
+                self.summary_label,
+                self.image,
+            ]
+        )
 
     # -- construction helpers ---------------------------------------------------------
     @classmethod
     def from_regressions(
         cls, pair: ConflictingRegressions, epochs: int = 200, device: str | None = None, **kwargs
-    ) -> "LossWeightTuner":
+    ) -> LossWeightTuner:
         """A tuner for :func:`~mtl_course.data.toy_regression.make_conflicting_regressions` data.
 
         The front comes from the training split, the validation errors from
@@ -187,9 +202,7 @@ class LossWeightTuner(Explorer):
         spread = finite.max(axis=0) / np.maximum(finite.min(axis=0), 1e-300)
         self.log_axes = bool(np.max(q.minima.max() / np.maximum(q.minima.min(), 1e-300)) > 30 or spread.max() > 1e3)
         # what single-task training of each task reaches on the validation data
-        self.best_val = None if self.val is None else np.array(
-            [self.val.losses(c)[i] for i, c in enumerate(q.centers)]
-        )
+        self.best_val = None if self.val is None else np.array([self.val.losses(c)[i] for i, c in enumerate(q.centers)])
         self.contours: list[list[np.ndarray]] = []
         if q.dim == 2:
             pts = np.vstack([q.centers, self.sweep_w])
@@ -220,8 +233,11 @@ class LossWeightTuner(Explorer):
         active = tuple(t for t in self.names if weights[t] > 0)
         T = len(self.names)
         if not active:
-            notes.insert(0, "all weights are zero (every task switched off): L_total ≡ 0, so every parameter "
-                            "vector is optimal and there is no point to show; switch a task back on")
+            notes.insert(
+                0,
+                "all weights are zero (every task switched off): L_total ≡ 0, so every parameter "
+                "vector is optimal and there is no point to show; switch a task back on",
+            )
             return TunerState(weights, active, None, None, None, None, "; ".join(notes))
         lam = np.array([weights[t] for t in self.names])
         w = self.problem.weighted_optimum(lam)
@@ -229,17 +245,26 @@ class LossWeightTuner(Explorer):
         val_losses = None if self.val is None else self.val.losses(w)
         values_active = np.array([weights[t] for t in active])
         if T == 1:
-            notes.insert(0, "a single task: its weight only rescales the loss (and, with plain SGD, the step "
-                            "size); the optimum does not move")
+            notes.insert(
+                0,
+                "a single task: its weight only rescales the loss (and, with plain SGD, the step "
+                "size); the optimum does not move",
+            )
         elif len(active) == 1:
-            notes.insert(0, f"only {active[0]} has a weight: this is single-task training of {active[0]}; the "
-                            "other tasks get whatever its optimum gives them")
+            notes.insert(
+                0,
+                f"only {active[0]} has a weight: this is single-task training of {active[0]}; the "
+                "other tasks get whatever its optimum gives them",
+            )
         else:
             ratio = values_active.max() / values_active.min()
             if ratio <= 1 + 1e-9 and not math.isclose(values_active[0], 1.0, rel_tol=1e-6):
-                notes.insert(0, f"all weights equal {values_active[0]:.3g}: only ratios move the optimum, so this "
-                                f"is the point of λ = 1, but L_total and its gradient are {values_active[0]:.3g}× "
-                                "larger (with plain SGD, so is the step)")
+                notes.insert(
+                    0,
+                    f"all weights equal {values_active[0]:.3g}: only ratios move the optimum, so this "
+                    f"is the point of λ = 1, but L_total and its gradient are {values_active[0]:.3g}× "
+                    "larger (with plain SGD, so is the step)",
+                )
             elif ratio >= EXTREME_RATIO:
                 top = active[int(np.argmax(values_active))]
                 notes.insert(0, f"weight ratio {ratio:.0e}: practically single-task training of {top}")
@@ -260,8 +285,14 @@ class LossWeightTuner(Explorer):
             self._build_plane(ax_plane, colors)
         else:
             ax_plane.set_axis_off()
-            ax_plane.text(0.5, 0.5, f"parameter space has {q.dim} dimensions:\nno plane to draw",
-                          ha="center", va="center", transform=ax_plane.transAxes)
+            ax_plane.text(
+                0.5,
+                0.5,
+                f"parameter space has {q.dim} dimensions:\nno plane to draw",
+                ha="center",
+                va="center",
+                transform=ax_plane.transAxes,
+            )
         self._build_metrics(ax_val, colors)
         self.moving_artists = self._dynamic()
         return self._refresh(state)
@@ -283,8 +314,9 @@ class LossWeightTuner(Explorer):
             ax.axhline(q.minima[0], color=PALETTE[0], lw=1.5)
             (a["front_point"],) = ax.plot([], [], "o", color="k")
             (a["front_fit"],) = ax.plot([], [], "x", color=PALETTE[4], ms=10, mew=2)
-            ax.set(xticks=[], xlim=(0, 1), ylabel=f"L {self.names[0]} ({self.loss_label})",
-                   title="One task: no trade-off")
+            ax.set(
+                xticks=[], xlim=(0, 1), ylabel=f"L {self.names[0]} ({self.loss_label})", title="One task: no trade-off"
+            )
             self._front_axes = (0, None)
             return
         i, j = 0, 1
@@ -295,16 +327,20 @@ class LossWeightTuner(Explorer):
         else:
             ax.plot(L[:, i], L[:, j], ".", color="0.7", ms=3, label="optima of random λ")
             title = f"Trade-off, {self.names[i]} vs {self.names[j]} (projection)"
-        ax.plot(self.optima_losses[:, i], self.optima_losses[:, j], "*", color=PALETTE[2], ms=9,
-                label="single-task optima")
+        ax.plot(
+            self.optima_losses[:, i], self.optima_losses[:, j], "*", color=PALETTE[2], ms=9, label="single-task optima"
+        )
         ax.plot(self.equal_losses[i], self.equal_losses[j], "o", mfc="none", mec=PALETTE[3], ms=8, label="λ = 1")
         (a["front_point"],) = ax.plot([], [], "o", color="k", ms=6, label="current λ")
         (a["front_fit"],) = ax.plot([], [], "x", color=PALETTE[4], ms=10, mew=2, label="retrained (fit)")
         if self.log_axes:
             ax.set_xscale("log")
             ax.set_yscale("log")
-        ax.set(xlabel=f"L {self.names[i]} ({self.loss_label})", ylabel=f"L {self.names[j]} ({self.loss_label})",
-               title=title)
+        ax.set(
+            xlabel=f"L {self.names[i]} ({self.loss_label})",
+            ylabel=f"L {self.names[j]} ({self.loss_label})",
+            title=title,
+        )
         ax.legend(fontsize=7, loc="upper right", handlelength=1.2, borderaxespad=0.2)
         self._front_axes = (i, j)
 
@@ -321,8 +357,13 @@ class LossWeightTuner(Explorer):
         (a["plane_point"],) = ax.plot([], [], "o", color="k", ms=6)
         (a["plane_fit"],) = ax.plot([], [], "x", color=PALETTE[4], ms=10, mew=2)
         x0, x1, y0, y1 = self.plane_limits
-        ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="w₁ (shared parameter)", ylabel="w₂ (shared parameter)",
-               title="Parameter plane: contours per task")
+        ax.set(
+            xlim=(x0, x1),
+            ylim=(y0, y1),
+            xlabel="w₁ (shared parameter)",
+            ylabel="w₂ (shared parameter)",
+            title="Parameter plane: contours per task",
+        )
         ax.set_aspect("equal", adjustable="box")
 
     def _build_metrics(self, ax: plt.Axes, colors: list[str]) -> None:
@@ -332,8 +373,9 @@ class LossWeightTuner(Explorer):
         y = np.arange(len(self.names))
         a["bars"] = ax.barh(y, np.zeros(len(y)), color=colors, height=0.6)
         (a["best_marks"],) = ax.plot(best, y, "|", color="k", ms=16, mew=2)
-        a["no_model"] = ax.text(0.5, 0.5, "no model:\nall weights are zero", ha="center", va="center",
-                                transform=ax.transAxes, visible=False)
+        a["no_model"] = ax.text(
+            0.5, 0.5, "no model:\nall weights are zero", ha="center", va="center", transform=ax.transAxes, visible=False
+        )
         worst = self.sweep_losses if self.val is None else self.val.losses(self.sweep_w)
         finite = worst[np.all(np.isfinite(worst), axis=1)]
         high = float(np.max(finite)) if finite.size else 1.0
@@ -342,8 +384,12 @@ class LossWeightTuner(Explorer):
             ax.set_xlim(float(np.min(best)) / 2, high * 2)
         else:
             ax.set_xlim(0, high * 1.08)
-        ax.set(yticks=y, yticklabels=self.names, xlabel=f"{label} (task units²)",
-               title=f"{label[:1].upper()}{label[1:]} (| single-task)")
+        ax.set(
+            yticks=y,
+            yticklabels=self.names,
+            xlabel=f"{label} (task units²)",
+            title=f"{label[:1].upper()}{label[1:]} (| single-task)",
+        )
         ax.set_ylim(len(y) - 0.4, -0.6)
 
     def _refresh(self, state: TunerState) -> str:
@@ -373,7 +419,7 @@ class LossWeightTuner(Explorer):
             if "plane_fit" in a:
                 a["plane_fit"].set_data([], [])
         current = state.val_losses if self.val is not None else state.losses
-        for bar, value in zip(a["bars"], current):
+        for bar, value in zip(a["bars"], current, strict=True):
             bar.set_width(float(value))
         a["no_model"].set_visible(False)
         return self._summary(state)
@@ -383,17 +429,22 @@ class LossWeightTuner(Explorer):
         lam = ", ".join(f"{t}: {_fmt(state.weights[t])}" for t in self.names)
         if state.w is None:
             return f"λ = ({lam}). {_capital(state.message)}."
-        losses = ", ".join(f"{t} {_fmt(v)}" for t, v in zip(self.names, state.losses))
+        losses = ", ".join(f"{t} {_fmt(v)}" for t, v in zip(self.names, state.losses, strict=True))
         text = f"λ = ({lam}) → {self.loss_label}: {losses}"
         if state.val_losses is not None:
-            text += "; " + self.val_label + ": " + ", ".join(f"{t} {_fmt(v)}" for t, v in zip(self.names, state.val_losses))
+            text += (
+                "; "
+                + self.val_label
+                + ": "
+                + ", ".join(f"{t} {_fmt(v)}" for t, v in zip(self.names, state.val_losses, strict=True))
+            )
         if state.retrained is not None:
             gap = float(np.linalg.norm(state.retrained - state.w))
             text += f"; retrained with fit: ‖w_fit − w*‖ = {gap:.1e}"
         return f"{text}. {_capital(state.message)}." if state.message else text
 
     # -- buttons ----------------------------------------------------------------------------
-    def reset(self) -> "LossWeightTuner":
+    def reset(self) -> LossWeightTuner:
         """Every weight back to 1 and every task on (the *Reset* button)."""
         values: dict[str, float | bool] = {}
         for task in self.names:
@@ -401,7 +452,7 @@ class LossWeightTuner(Explorer):
             values[f"use_{task}"] = True
         return self.set(**values)
 
-    def retrain(self) -> "LossWeightTuner":
+    def retrain(self) -> LossWeightTuner:
         """Train with the current weights (the *Retrain with fit* button) and mark where training ends."""
         state = self.compute(**self.values)
         if self._retrain_fn is None:
@@ -435,11 +486,11 @@ def make_fit_retrainer(
     with step ``1 / lambda_max(H)``, ``H = 2 sum_i lambda_i A_i`` its Hessian,
     converges to the closed-form optimum linearly.
     """
+    import torch
+
     from mtl_course.data.loaders import TensorLoader
     from mtl_course.train import Callback, fit
     from mtl_course.weighting import get_weighting
-
-    import torch
 
     class _Progress(Callback):
         def __init__(self, report: Callable[[int, int], None]) -> None:
@@ -458,8 +509,17 @@ def make_fit_retrainer(
         loader = TensorLoader(pair.train.x, pair.train.targets, shuffle=False)
         optimizer = torch.optim.SGD(model.parameters(), lr=step)
         progress(0, epochs)
-        fit(model, pair.task_specs(), method, loader, epochs=epochs, optimizer=optimizer, device=device,
-            callbacks=[_Progress(progress)], progress=False)
+        fit(
+            model,
+            pair.task_specs(),
+            method,
+            loader,
+            epochs=epochs,
+            optimizer=optimizer,
+            device=device,
+            callbacks=[_Progress(progress)],
+            progress=False,
+        )
         return torch.cat([p.detach().reshape(-1) for p in model.shared_parameters()]).cpu().numpy()
 
     return retrain

@@ -101,7 +101,7 @@ class SoftSharingExplorer(Explorer):
                 "e.g. summary[summary.n_train == 32]"
             )
         prefix = f"{metric}_"
-        self.tasks = [c[len(prefix):] for c in summary.columns if c.startswith(prefix)]
+        self.tasks = [c[len(prefix) :] for c in summary.columns if c.startswith(prefix)]
         if not self.tasks:
             raise ValueError(f"the sweep summary has no per-task columns {prefix}<task>")
         self.metric = metric
@@ -125,7 +125,9 @@ class SoftSharingExplorer(Explorer):
         controls: dict[str, W.ValueWidget] = {"log10_lam": slider}
         if len(rhos) > 1:
             controls["rho"] = W.ToggleButtons(
-                options=[(f"ρ = {r:g}", r) for r in rhos], value=rhos[0], description="relatedness",
+                options=[(f"ρ = {r:g}", r) for r in rhos],
+                value=rhos[0],
+                description="relatedness",
                 style={"button_width": "64px"},
             )
         self._single_rho = rhos[0]
@@ -151,10 +153,18 @@ class SoftSharingExplorer(Explorer):
         table = pd.concat([stl_mean.to_frame().T, by_lam], ignore_index=True)
         if table.isna().to_numpy().any():
             raise ValueError(f"relatedness {rho:g}: the sweep has missing (NaN) errors or distances")
-        error = {t: table[c].to_numpy(float) for t, c in zip(self.tasks, columns)}
-        hard_error = {t: float(hard[c].mean()) for t, c in zip(self.tasks, columns)} if not hard.empty else {}
-        return _Curves(x, np.concatenate([[0.0], lams]), table["distance"].to_numpy(float), error, hard_error,
-                       int(group["seed"].nunique()))
+        error = {t: table[c].to_numpy(float) for t, c in zip(self.tasks, columns, strict=True)}
+        hard_error = (
+            {t: float(hard[c].mean()) for t, c in zip(self.tasks, columns, strict=True)} if not hard.empty else {}
+        )
+        return _Curves(
+            x,
+            np.concatenate([[0.0], lams]),
+            table["distance"].to_numpy(float),
+            error,
+            hard_error,
+            int(group["seed"].nunique()),
+        )
 
     # -- the explorer ---------------------------------------------------------------
     def compute(self, log10_lam: float, rho: float | None = None) -> SoftSharingState:
@@ -168,11 +178,15 @@ class SoftSharingExplorer(Explorer):
         error = {t: float(np.interp(x, c.x, c.error[t])) for t in self.tasks}
         stl = {t: float(c.error[t][0]) for t in self.tasks}
         if at_zero:
-            message = ("λ = 0: no penalty, the task networks train independently: this is single-task learning "
-                       "(their distance stays that of two random initialisations)")
+            message = (
+                "λ = 0: no penalty, the task networks train independently: this is single-task learning "
+                "(their distance stays that of two random initialisations)"
+            )
         elif x >= c.x[-1] - 1e-9:
-            message = (f"largest λ of the sweep: the columns are nearly tied (distance {distance:.2f}), "
-                       "close to hard sharing of the whole column")
+            message = (
+                f"largest λ of the sweep: the columns are nearly tied (distance {distance:.2f}), "
+                "close to hard sharing of the whole column"
+            )
         elif x < c.x[1]:
             message = f"below the smallest trained λ ({c.lams[1]:g}): interpolated towards single-task learning"
         else:
@@ -189,8 +203,12 @@ class SoftSharingExplorer(Explorer):
             ax_d.axhline(0.0, color=_HARD_COLOR, ls="--", lw=1, label="hard sharing (tied)")
         (distance_mark,) = ax_d.plot(state.x, state.distance, "o", color="k", ms=8, mfc="none", mew=2)
         error_marks = {}
-        ax_d.set(xlabel="penalty strength λ (log scale)", ylabel="relative distance (1 = independent)",
-                 title="Distance between the task columns", ylim=(-0.05, 1.1))
+        ax_d.set(
+            xlabel="penalty strength λ (log scale)",
+            ylabel="relative distance (1 = independent)",
+            title="Distance between the task columns",
+            ylim=(-0.05, 1.1),
+        )
         ax_d.legend(loc="lower left", fontsize=7)
         for t in self.tasks:
             color = self.colors[t]
@@ -201,8 +219,11 @@ class SoftSharingExplorer(Explorer):
                 ax_e.axhline(c.hard[t], color=color, ls="--", lw=1)
             (error_marks[t],) = ax_e.plot(state.x, state.error[t], "o", color="k", ms=8, mfc="none", mew=2)
         name = "validation" if self.metric == "val" else "test"
-        ax_e.set(xlabel="penalty strength λ (log scale)", ylabel=f"{name} MSE (target variance 1)",
-                 title=f"{name.capitalize()} error (dashed: hard sharing)")
+        ax_e.set(
+            xlabel="penalty strength λ (log scale)",
+            ylabel=f"{name} MSE (target variance 1)",
+            title=f"{name.capitalize()} error (dashed: hard sharing)",
+        )
         ax_e.legend(loc="best", fontsize=7)
         ticks = [c.x[0], *range(math.ceil(c.x[1]), math.floor(c.x[-1]) + 1)]
         labels = ["0", *[f"{10.0**k:g}" for k in ticks[1:]]]
@@ -234,8 +255,10 @@ class SoftSharingExplorer(Explorer):
         name = "validation" if self.metric == "val" else "test"
         errors = ", ".join(f"{t} {state.error[t]:.3f}" for t in self.tasks)
         stl = "/".join(f"{state.stl[t]:.3f}" for t in self.tasks)
-        text = (f"ρ = {state.rho:g}, λ = {state.lam:.3g}: relative distance between the task columns "
-                f"{state.distance:.2f}; {name} MSE {errors} (STL {stl}")
+        text = (
+            f"ρ = {state.rho:g}, λ = {state.lam:.3g}: relative distance between the task columns "
+            f"{state.distance:.2f}; {name} MSE {errors} (STL {stl}"
+        )
         if state.hard:
             text += ", hard " + "/".join(f"{state.hard[t]:.3f}" for t in self.tasks)
         text += ")"

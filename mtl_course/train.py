@@ -118,11 +118,45 @@ class TrainState:
 class Callback:
     """Hooks of :func:`fit`; override the ones you need."""
 
+    def on_train_begin(self, state: TrainState) -> None:
+        """Before the first epoch (``state.epoch == 0``), after the model moved to its device."""
+
     def on_epoch_end(self, state: TrainState) -> None:
         """After the epoch's row was appended to ``state.history``."""
 
     def on_train_end(self, state: TrainState) -> None:
         """After the last epoch."""
+
+
+class Recorder(Callback):
+    """Snapshots of the model before training and after every epoch: ``snapshot(model)`` for epochs 0, 1, 2, ...
+
+    The one way the course records how parameters move during training (the
+    cross-stitch :math:`\alpha`, the sluice :math:`\beta`, a shared weight's
+    trajectory). ``snapshot`` runs without gradients and should return copies
+    (NumPy arrays, floats), not live tensors.
+
+    >>> from mtl_course.models import CrossStitchNetwork
+    >>> alphas = Recorder(lambda m: [a.detach().numpy().copy() for a in m.mixing_parameters()])
+    >>> net = CrossStitchNetwork.mlp(3, [4, 4], {"a": 1, "b": 1})
+    >>> batch = (torch.zeros(8, 3), {"a": torch.zeros(8, 1), "b": torch.zeros(8, 1)})
+    >>> tasks = [Task("a", torch.nn.functional.mse_loss), Task("b", torch.nn.functional.mse_loss)]
+    >>> _ = fit(net, tasks, "equal", [batch], epochs=3, callbacks=[alphas], progress=False, device="cpu")
+    >>> len(alphas.values), alphas.values[0][0].shape  # epochs 0..3, the first unit's 2 x 2 alpha
+    (4, (2, 2))
+    """
+
+    def __init__(self, snapshot: Callable[[MultiTaskModel], Any]) -> None:
+        self.snapshot = snapshot
+        self.values: list[Any] = []
+
+    @torch.no_grad()
+    def on_train_begin(self, state: TrainState) -> None:
+        self.values = [self.snapshot(state.model)]
+
+    @torch.no_grad()
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.values.append(self.snapshot(state.model))
 
 
 def _column(state: TrainState, name: str) -> list[float]:
@@ -340,6 +374,8 @@ def fit(
     names = list(weighting.tasks)
     state = TrainState(model, weighting, history=[])
 
+    for callback in callbacks:
+        callback.on_train_begin(state)
     epoch_iter: Iterable[int] = range(1, epochs + 1)
     bar = None
     if progress:

@@ -147,10 +147,15 @@ def test_uncertainty_weights_are_learned_by_fit(device):
 
 
 def test_penalty_gradient_is_added_each_step(device):
+    class WeightDecayed(ToyHardSharing):
+        """The test model with its own regulariser: the squared norm of the shared weights."""
+
+        def penalty(self) -> torch.Tensor:
+            return sum((p**2).sum() for p in self.shared_parameters())
+
     data = _data()[:1]
-    model = _model()
+    model = _model(WeightDecayed)
     reference = copy.deepcopy(model).to(device)
-    penalty = lambda m: 0.3 * sum((p**2).sum() for p in m.shared_parameters())  # noqa: E731
     fit(
         model,
         TASKS,
@@ -158,14 +163,16 @@ def test_penalty_gradient_is_added_each_step(device):
         data,
         epochs=1,
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-        penalty=penalty,
+        penalty=0.3,
         device=device,
         progress=False,
     )
     x, y = data[0]
     out = reference(x.to(device))
     total = (
-        mse_loss(out["reg"], y["reg"].to(device)) + cross_entropy(out["cls"], y["cls"].to(device)) + penalty(reference)
+        mse_loss(out["reg"], y["reg"].to(device))
+        + cross_entropy(out["cls"], y["cls"].to(device))
+        + 0.3 * reference.penalty()
     )
     total.backward()
     with torch.no_grad():

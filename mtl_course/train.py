@@ -31,14 +31,13 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
 import torch
 
-from mtl_course.device import get_device
+from mtl_course.device import autocast, get_device
 from mtl_course.losses import expand_mask
 from mtl_course.models.base import MultiTaskModel
 from mtl_course.weighting import WeightingMethod, get_weighting
@@ -97,10 +96,12 @@ def _check_keys(kind: str, given: Iterable[str], tasks: Sequence[str]) -> None:
         raise KeyError(f"the batch has {kind} for unknown task(s) {unknown}; the tasks are {list(tasks)}")
 
 
-def _autocast(device: torch.device, amp: Amp):
-    if amp is None:
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _autocast(device: torch.device, amp: Amp) -> torch.autocast:
+    """:func:`mtl_course.device.autocast` for the ``amp`` option (disabled when ``amp`` is ``None``)."""
+    return autocast(device, _AMP_DTYPES.get(amp), enabled=amp is not None)
 
 
 # -- callbacks --------------------------------------------------------------------------
@@ -142,8 +143,8 @@ class Recorder(Callback):
     >>> batch = (torch.zeros(8, 3), {"a": torch.zeros(8, 1), "b": torch.zeros(8, 1)})
     >>> tasks = [Task("a", torch.nn.functional.mse_loss), Task("b", torch.nn.functional.mse_loss)]
     >>> _ = fit(net, tasks, "equal", [batch], epochs=3, callbacks=[alphas], progress=False, device="cpu")
-    >>> len(alphas.values), alphas.values[0][0].shape  # epochs 0..3, the first unit's 2 x 2 alpha
-    (4, (2, 2))
+    >>> len(alphas.values), alphas.values[0][0].shape  # epochs 0..3; the first unit: a 2 x 2 alpha per channel
+    (4, (4, 2, 2))
     """
 
     def __init__(self, snapshot: Callable[[MultiTaskModel], Any]) -> None:
@@ -327,6 +328,102 @@ def _check_optimizer(optimizer: torch.optim.Optimizer, weighting: WeightingMetho
         )
 
 
+@dataclass
+class _EpochTotals:
+    """What one epoch accumulates on the device: every step's task losses and weights, labelled batches per task."""
+
+    losses: list[torch.Tensor] = field(default_factory=list)
+    weights: list[torch.Tensor] = field(default_factory=list)
+    labelled_batches: dict[str, int] = field(default_factory=dict)
+
+
+def _prepare_optimizer(
+    model: MultiTaskModel, weighting: WeightingMethod, optimizer: torch.optim.Optimizer | None, lr: float
+) -> torch.optim.Optimizer:
+    if optimizer is None:
+        # foreach: one kernel per step for all parameters; on the small models of the
+        # course it halves the step time against the per-parameter loop
+        return torch.optim.Adam([*model.parameters(), *weighting.parameters()], lr=lr, foreach=True)
+    _check_optimizer(optimizer, weighting)
+    return optimizer
+
+
+def _step_losses(
+    model: MultiTaskModel,
+    by_name: Mapping[str, Task],
+    active: Sequence[str],
+    x: torch.Tensor,
+    ys: Mapping[str, torch.Tensor],
+    ms: Mapping[str, torch.Tensor],
+    needs_representation: bool,
+    totals: _EpochTotals,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """The forward pass and each active task's loss (a zero that keeps the graph for a task without labels)."""
+    if needs_representation:
+        representation = model.encode(x)
+        outputs = model.decode(representation)
+    else:
+        representation = None
+        outputs = model(x)
+    losses = {}
+    for name in active:
+        if name in ys:
+            losses[name] = by_name[name].loss(outputs[name], ys[name], ms.get(name))
+            totals.labelled_batches[name] += 1
+        else:
+            losses[name] = outputs[name].sum() * 0.0
+    return losses, representation
+
+
+def _backward_and_step(
+    model: MultiTaskModel,
+    weighting: WeightingMethod,
+    losses: dict[str, torch.Tensor],
+    representation: torch.Tensor | None,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    penalty: float,
+    totals: _EpochTotals,
+) -> None:
+    """The weighting's backward pass, the model's penalty, and the optimiser step (through the fp16 scaler)."""
+    grad_scale = scaler.scale(torch.ones((), device=next(iter(losses.values())).device)) if scaler is not None else None
+    totals.weights.append(weighting.backward(losses, model, representation=representation, grad_scale=grad_scale))
+    if penalty:
+        extra = penalty * model.penalty()
+        (extra if grad_scale is None else extra * grad_scale).backward()
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    totals.losses.append(torch.stack(list(losses.values())).detach())
+
+
+def _epoch_row(epoch: int, names: Sequence[str], active: Sequence[str], totals: _EpochTotals) -> dict[str, float]:
+    """The history row of one epoch; raises when a task's loss was not finite (one device sync per epoch)."""
+    all_losses = torch.stack(totals.losses).float().cpu() if totals.losses else torch.zeros(0, len(active))
+    finite = torch.isfinite(all_losses)
+    for j, name in enumerate(active):
+        if not finite[:, j].all():
+            bad_step = int((~finite[:, j]).nonzero()[0])
+            raise FloatingPointError(
+                f"the loss of task {name!r} is not finite at epoch {epoch}, step {bad_step} "
+                "(its first occurrence in the epoch); check the targets, the learning rate, "
+                "or the task's loss scale"
+            )
+    sums = dict(zip(active, all_losses.sum(dim=0).tolist(), strict=True))
+    weight_means = (
+        torch.stack(totals.weights).float().mean(dim=0).tolist() if totals.weights else [math.nan] * len(names)
+    )
+    row: dict[str, float] = {"epoch": epoch}
+    for i, name in enumerate(names):
+        labelled = totals.labelled_batches.get(name)
+        row[f"{name}/train_loss"] = sums[name] / labelled if labelled else math.nan
+        row[f"{name}/weight"] = weight_means[i]
+    row["train_loss"] = sum(row[f"{n}/train_loss"] for n in active)
+    return row
+
+
 def fit(
     model: MultiTaskModel,
     tasks: Sequence[Task],
@@ -357,40 +454,23 @@ def fit(
     if isinstance(weighting, str):
         weighting = get_weighting(weighting, [t.name for t in tasks])
     _check_tasks(model, tasks, weighting)
-    if amp not in (None, "bf16", "fp16"):
-        raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError(f"amp='fp16' needs a CUDA device, got {device}; use amp='bf16' on the CPU")
+    _check_amp(amp, device)
     model.to(device)
     weighting.to(device)
-    if optimizer is None:
-        # foreach: one kernel per step for all parameters; on the small models of the
-        # course it halves the step time against the per-parameter loop
-        optimizer = torch.optim.Adam([*model.parameters(), *weighting.parameters()], lr=lr, foreach=True)
-    else:
-        _check_optimizer(optimizer, weighting)
+    optimizer = _prepare_optimizer(model, weighting, optimizer, lr)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     by_name = {t.name: t for t in tasks}
     names = list(weighting.tasks)
     state = TrainState(model, weighting, history=[])
-
     for callback in callbacks:
         callback.on_train_begin(state)
-    epoch_iter: Iterable[int] = range(1, epochs + 1)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(epoch_iter, desc="epochs", total=epochs)
-        epoch_iter = bar
-    for epoch in epoch_iter:
+    bar = _progress_bar(epochs) if progress else None
+    for epoch in range(1, epochs + 1):
         state.epoch = epoch
         start = time.perf_counter()
         model.train()
         active = list(weighting.active)
-        step_losses: list[torch.Tensor] = []
-        step_weights: list[torch.Tensor] = []
-        labelled_batches = dict.fromkeys(active, 0)
+        totals = _EpochTotals(labelled_batches=dict.fromkeys(active, 0))
         for batch in train_loader:
             x, ys, ms = split_batch(batch)
             _check_keys("targets", ys, names)
@@ -398,54 +478,12 @@ def fit(
             x, ys, ms = x.to(device, non_blocking=True), _to_device(ys, device), _to_device(ms, device)
             optimizer.zero_grad(set_to_none=True)
             with _autocast(device, amp):
-                if weighting.requires_representation:
-                    representation = model.encode(x)
-                    outputs = model.decode(representation)
-                else:
-                    representation = None
-                    outputs = model(x)
-                losses = {}
-                for name in active:
-                    if name in ys:
-                        losses[name] = by_name[name].loss(outputs[name], ys[name], ms.get(name))
-                        labelled_batches[name] += 1
-                    else:
-                        losses[name] = outputs[name].sum() * 0.0
-            grad_scale = scaler.scale(torch.ones((), device=device)) if scaler is not None else None
-            step_weights.append(weighting.backward(losses, model, representation=representation, grad_scale=grad_scale))
-            if penalty:
-                extra = penalty * model.penalty()
-                (extra if grad_scale is None else extra * grad_scale).backward()
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            step_losses.append(torch.stack(list(losses.values())).detach())
-
-        # one synchronisation per epoch: every step's losses and weights at once
-        all_losses = torch.stack(step_losses).float().cpu() if step_losses else torch.zeros(0, len(active))
-        finite = torch.isfinite(all_losses)
-        for j, name in enumerate(active):
-            if not finite[:, j].all():
-                bad_step = int((~finite[:, j]).nonzero()[0])
-                raise FloatingPointError(
-                    f"the loss of task {name!r} is not finite at epoch {epoch}, step {bad_step} "
-                    "(its first occurrence in the epoch); check the targets, the learning rate, "
-                    "or the task's loss scale"
+                losses, representation = _step_losses(
+                    model, by_name, active, x, ys, ms, weighting.requires_representation, totals
                 )
-        sums = dict(zip(active, all_losses.sum(dim=0).tolist(), strict=True))
-        weight_means = (
-            torch.stack(step_weights).float().mean(dim=0).tolist() if step_weights else [math.nan] * len(names)
-        )
-        row: dict[str, float] = {"epoch": epoch}
-        train_means = {}
-        for i, name in enumerate(names):
-            train_means[name] = sums[name] / labelled_batches[name] if labelled_batches.get(name) else math.nan
-            row[f"{name}/train_loss"] = train_means[name]
-            row[f"{name}/weight"] = weight_means[i]
-        row["train_loss"] = sum(train_means[n] for n in weighting.active)
-        weighting.on_epoch_end({n: train_means[n] for n in weighting.active})
+            _backward_and_step(model, weighting, losses, representation, optimizer, scaler, penalty, totals)
+        row = _epoch_row(epoch, names, active, totals)
+        weighting.on_epoch_end({n: row[f"{n}/train_loss"] for n in weighting.active})
         if val_loader is not None:
             row.update(evaluate(model, tasks, val_loader, device, amp))
         row["time_s"] = time.perf_counter() - start
@@ -453,9 +491,25 @@ def fit(
         for callback in callbacks:
             callback.on_epoch_end(state)
         if bar is not None:
+            bar.update(1)
             bar.set_postfix(train_loss=f"{row['train_loss']:.4g}")
         if state.stop:
             break
+    if bar is not None:
+        bar.close()
     for callback in callbacks:
         callback.on_train_end(state)
     return pd.DataFrame(state.history)
+
+
+def _check_amp(amp: Amp, device: torch.device) -> None:
+    if amp not in (None, "bf16", "fp16"):
+        raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError(f"amp='fp16' needs a CUDA device, got {device}; use amp='bf16' on the CPU")
+
+
+def _progress_bar(epochs: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(desc="epochs", total=epochs)

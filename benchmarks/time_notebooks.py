@@ -54,9 +54,8 @@ def main() -> None:
     if medians:
         overall = statistics.median(medians)
         verdict = "yes" if overall <= BUDGET_MEDIAN_S else "NO"
-        print(
-            f"\nmedian notebook: {overall:.1f} s (budget {BUDGET_MEDIAN_S:.0f} s: {verdict}); total {sum(medians):.1f} s"
-        )
+        print(f"\nmedian notebook: {overall:.1f} s (budget {BUDGET_MEDIAN_S:.0f} s: {verdict})", end="")
+        print(f"; total {sum(medians):.1f} s")
 
 
 if __name__ == "__main__":

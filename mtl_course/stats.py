@@ -145,7 +145,8 @@ def report(
 ) -> pd.DataFrame:
     """:func:`summarize` as a readable table: ``mean ± sd``, pairs that beat the baseline, the paired change.
 
-    >>> df = pd.DataFrame({"condition": ["STL", "MTL"] * 3, "seed": [0, 0, 1, 1, 2, 2], "acc": [.8, .9, .7, .6, .9, .9]})
+    >>> acc = [0.8, 0.9, 0.7, 0.6, 0.9, 0.9]
+    >>> df = pd.DataFrame({"condition": ["STL", "MTL"] * 3, "seed": [0, 0, 1, 1, 2, 2], "acc": acc})
     >>> report(df, "acc", higher_is_better=True).loc["MTL"].tolist()
     ['0.80 ± 0.17', '1/3', '-1% ± 13%']
     """

@@ -321,9 +321,15 @@ def check_site(html_dir: Path) -> list[str]:
             if not target.exists():
                 problems.append(f"{rel_page}: <{where}> {url} -> missing {target}")
                 continue
-            if parts.fragment and target.suffix == ".html" and target in parsed:
-                if unquote(parts.fragment) not in parsed[target].ids:
-                    problems.append(f"{rel_page}: <{where}> {url} -> no #{parts.fragment} in {target.name}")
+            in_page = parts.fragment and target.suffix == ".html" and target in parsed
+            if in_page and unquote(parts.fragment) not in parsed[target].ids:
+                problems.append(f"{rel_page}: <{where}> {url} -> no #{parts.fragment} in {target.name}")
+    return problems + _css_network_loads(html_dir)
+
+
+def _css_network_loads(html_dir: Path) -> list[str]:
+    """Stylesheets that would load something from the network (fonts, images)."""
+    problems = []
     for css in sorted(html_dir.rglob("*.css")):
         text = css.read_text(encoding="utf-8", errors="replace")
         for url in _CSS_URL.findall(text):
@@ -376,8 +382,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="where to build (default: ROOT/_build); the HTML goes to BUILD_DIR/html",
     )
-    parser.add_argument("--execute", action="store_true", default=os.environ.get("EXECUTE", "") not in ("", "0"),
-                        help="execute every notebook before rendering it (default: show the stored outputs; env EXECUTE=1)")  # fmt: skip
+    parser.add_argument(
+        "--execute",
+        action="store_true",
+        default=os.environ.get("EXECUTE", "") not in ("", "0"),
+        help="execute every notebook before rendering it (default: show the stored outputs; env EXECUTE=1)",
+    )
     parser.add_argument("-j", "--jobs", default="1", help="Sphinx worker processes (default 1)")
     parser.add_argument(
         "--no-api", action="store_true", help="skip the API reference (a quick build of the notebooks only)"

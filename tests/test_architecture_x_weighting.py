@@ -93,4 +93,4 @@ def test_a_gradient_method_with_equal_coefficients_gives_the_gradient_of_the_sum
     for (name, p), g in zip(model.named_parameters(), expected, strict=True):
         want = torch.zeros_like(p) if g is None else g
         got = torch.zeros_like(p) if p.grad is None else p.grad
-        torch.testing.assert_close(got, want, msg=lambda m: f"{architecture}: {name}: {m}")
+        torch.testing.assert_close(got, want, msg=lambda m, name=name: f"{architecture}: {name}: {m}")

@@ -61,10 +61,7 @@ def _as_tensor(array: Array, dtype: torch.dtype, device: torch.device | str | No
 
 def _labelled(target: Array, mask: Array | None) -> int:
     t = torch.as_tensor(target)
-    if t.is_floating_point():
-        present = ~torch.isnan(t)
-    else:
-        present = t != IGNORE_INDEX
+    present = ~torch.isnan(t) if t.is_floating_point() else t != IGNORE_INDEX
     present = present.reshape(present.shape[0], -1).all(dim=1)
     if mask is not None:
         present &= torch.as_tensor(mask).bool().reshape(-1)

@@ -262,3 +262,40 @@ def test_fp16_with_grad_scaler_on_cuda(name):
 def test_fp16_on_cpu_is_refused():
     with pytest.raises(ValueError, match="amp='fp16' needs a CUDA device"):
         fit(_model(), TASKS, "equal", _data(), device="cpu", amp="fp16", progress=False)
+
+
+def test_per_task_history_averages_over_the_batches_that_label_the_task_and_over_every_step():
+    """``<task>/train_loss`` is the mean over the batches that carry the task's labels (DWA reads it);
+    ``<task>/weight`` is the mean of the weights of every step of the epoch (not the last step's)."""
+    seen: dict[str, list[float]] = {"reg": [], "cls": []}
+
+    def recording(name, loss):
+        def wrapped(pred, target, mask=None):
+            value = loss(pred, target, mask)
+            seen[name].append(float(value.detach()))
+            return value
+
+        return wrapped
+
+    class RecordingRLW(type(get_weighting("rlw", NAMES))):
+        """Random loss weighting that keeps the weights it returned at every step."""
+
+        returned: list[list[float]] = []
+
+        def backward(self, losses, model, representation=None, grad_scale=None):
+            weights = super().backward(losses, model, representation=representation, grad_scale=grad_scale)
+            self.returned.append(weights.tolist())
+            return weights
+
+    batches = _data(n=48, batch=16)
+    batches[1] = (batches[1][0], {"reg": batches[1][1]["reg"]})  # the second batch has no "cls" labels
+    tasks = [Task("reg", recording("reg", mse_loss)), Task("cls", recording("cls", cross_entropy))]
+    torch.manual_seed(0)
+    rlw = RecordingRLW(NAMES)
+    history = fit(_model(), tasks, rlw, batches, epochs=1, lr=0.01, device="cpu", progress=False)
+    assert len(seen["reg"]) == 3 and len(seen["cls"]) == 2
+    assert history["reg/train_loss"].iloc[0] == pytest.approx(statistics.mean(seen["reg"]), rel=1e-6)
+    assert history["cls/train_loss"].iloc[0] == pytest.approx(statistics.mean(seen["cls"]), rel=1e-6)
+    assert len(rlw.returned) == 3 and len({tuple(w) for w in rlw.returned}) == 3  # random weights per step
+    for i, name in enumerate(NAMES):
+        assert history[f"{name}/weight"].iloc[0] == pytest.approx(statistics.mean(w[i] for w in rlw.returned))

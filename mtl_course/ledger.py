@@ -1,0 +1,306 @@
+r"""The course's ledger of what reproduces: one record per measured claim, with a computed verdict.
+
+Each lecture states the claims it tests (a paper's, or the course's own) and
+records each one with the code that measured it. A record holds the source
+(paper and table or section, or "course"), the claim in one sentence, the
+paper's number where it gives one with its verification tag from the syllabus
+(``checked``, ``abstract``, ``unchecked``), the course's measurement (mean ±
+sd over :math:`n` seeds), and a verdict **computed from the measurement**:
+
+* :func:`effect_claim` -- "X is better than Y": the per-seed effects
+  :math:`d_s` are signed so that a positive value supports the claim. With
+  :math:`\bar d` their mean and :math:`\mathrm{se} = s_d / \sqrt{n}` its
+  standard error, the claim *reproduces* when :math:`\bar d > 0` and
+  :math:`\bar d \ge 2\,\mathrm{se}`, reproduces *partly* when
+  :math:`\bar d > 0` but within two standard errors of zero (the direction
+  holds on average, the size is within seed-to-seed noise), and *does not
+  reproduce* when :math:`\bar d \le 0`.
+* :func:`equivalence_claim` -- "X is as good as Y" within a stated margin
+  :math:`m`: *reproduces* when :math:`|\bar d| + 2\,\mathrm{se} \le m`,
+  *partly* when only :math:`|\bar d| \le m`, else *does not reproduce*.
+* :func:`check_claim` -- a deterministic fact (an identity, a printed
+  equation checked numerically): reproduces or does not.
+* :func:`untestable_claim` -- not testable offline (the paper's data or scale
+  is out of reach), with the reason.
+
+A record prints in a stable text form (for a ``# NBVAL_CHECK_OUTPUT`` cell) and
+carries a JSON copy in the notebook's outputs
+(:data:`MIME_TYPE`), from which ``make site`` builds the page "What
+reproduces" (:func:`collect_claims`, :func:`render_page`).
+
+>>> c = effect_claim("A2", "The shuffle test", "Caruana 1997, Section 3.1",
+...                  "Extra tasks help the main task only when their labels match the inputs.",
+...                  effects=[0.12, 0.08, 0.10], metric="test MSE, shuffled - MTL")
+>>> c.verdict
+'reproduces'
+>>> print(c)  # doctest: +NORMALIZE_WHITESPACE
+[A2] Caruana 1997, Section 3.1: Extra tasks help the main task only when their labels match the inputs.
+  measured: test MSE, shuffled - MTL = +0.10 ± 0.02 over 3 seeds (3/3 in the claimed direction)
+  verdict: reproduces (the mean effect is 8.7 standard errors above zero)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from mtl_course.stats import sample_sd
+
+Verdict = Literal["reproduces", "partly", "does not reproduce", "not testable offline"]
+Tag = Literal["checked", "abstract", "unchecked"]
+#: The MIME type under which a record's JSON travels in a notebook's outputs.
+MIME_TYPE = "application/vnd.mtl-course.claim+json"
+VERDICTS: tuple[Verdict, ...] = ("reproduces", "partly", "does not reproduce", "not testable offline")
+#: How many standard errors above zero an effect must be to count as reproduced.
+STANDARD_ERRORS = 2.0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What the course measured: ``mean ± sd`` of ``metric`` over ``n`` seeds; ``wins``: seeds for the claim."""
+
+    metric: str
+    mean: float
+    sd: float
+    n: int
+    wins: int | None = None
+    digits: int = 2
+
+    def __str__(self) -> str:
+        text = f"{self.metric} = {self.mean:+.{self.digits}f} ± {self.sd:.{self.digits}f} over {self.n} seeds"
+        if self.wins is not None:
+            text += f" ({self.wins}/{self.n} in the claimed direction)"
+        return text
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One record of the ledger; build it with :func:`effect_claim`, :func:`equivalence_claim`,
+    :func:`check_claim` or :func:`untestable_claim`, which compute the verdict."""
+
+    lecture: str
+    section: str
+    source: str
+    claim: str
+    verdict: Verdict
+    reason: str
+    measurement: Measurement | None = None
+    paper: str | None = None
+    tag: Tag | None = None
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if self.tag is not None and self.tag not in ("checked", "abstract", "unchecked"):
+            raise ValueError(f"tag must be 'checked', 'abstract' or 'unchecked', got {self.tag!r}")
+        if self.paper is not None and self.tag is None:
+            raise ValueError(f"the paper's number {self.paper!r} needs its verification tag from SYLLABUS.md")
+        for name in ("lecture", "section", "source", "claim"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"a claim needs a non-empty {name}")
+
+    def __str__(self) -> str:
+        lines = [f"[{self.lecture}] {self.source}: {self.claim}"]
+        if self.paper is not None:
+            lines.append(f"  paper: {self.paper} [{self.tag}]")
+        if self.measurement is not None:
+            lines.append(f"  measured: {self.measurement}")
+        lines.append(f"  verdict: {self.verdict} ({self.reason})")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict with the numbers rounded as printed (stable across machines)."""
+        data = asdict(self)
+        if self.measurement is not None:
+            digits = self.measurement.digits
+            data["measurement"]["mean"] = round(self.measurement.mean, digits)
+            data["measurement"]["sd"] = round(self.measurement.sd, digits)
+        return data
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {"text/plain": str(self), MIME_TYPE: self.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Claim:
+        measurement = data.get("measurement")
+        return cls(**{**data, "measurement": Measurement(**measurement) if measurement else None})
+
+
+def _effects(values: Sequence[float], what: str) -> np.ndarray:
+    effects = np.asarray(values, dtype=float).reshape(-1)
+    if effects.size < 2:
+        raise ValueError(f"{what} needs the values of at least 2 seeds, got {effects.size}")
+    if not np.isfinite(effects).all():
+        raise ValueError(f"{what} needs finite values, got {effects.tolist()}")
+    return effects
+
+
+def _standard_errors(mean: float, effects: np.ndarray) -> float:
+    """How many standard errors the mean effect lies above zero (``inf`` for identical positive effects)."""
+    se = sample_sd(effects) / math.sqrt(effects.size)
+    if se > 0:
+        return mean / se
+    return math.inf if mean > 0 else 0.0
+
+
+def effect_claim(
+    lecture: str,
+    section: str,
+    source: str,
+    claim: str,
+    effects: Sequence[float],
+    metric: str,
+    *,
+    paper: str | None = None,
+    tag: Tag | None = None,
+    digits: int = 2,
+) -> Claim:
+    """A directional claim from per-seed ``effects`` (positive supports it); the rule is in the module docstring.
+
+    >>> effect_claim("A0", "s", "course", "c", [0.3, -0.1, 0.1], "accuracy, MTL - STL").verdict
+    'partly'
+    >>> effect_claim("A0", "s", "course", "c", [-0.3, 0.1, -0.1], "accuracy, MTL - STL").verdict
+    'does not reproduce'
+    """
+    d = _effects(effects, f"effect_claim({claim!r})")
+    mean = float(d.mean())
+    z = _standard_errors(mean, d)
+    measurement = Measurement(metric, mean, sample_sd(d), d.size, int((d > 0).sum()), digits)
+    if mean <= 0:
+        verdict: Verdict = "does not reproduce"
+        reason = "the mean effect is not in the claimed direction"
+    elif z >= STANDARD_ERRORS:
+        verdict = "reproduces"
+        reason = f"the mean effect is {z:.1f} standard errors above zero"
+    else:
+        verdict = "partly"
+        reason = f"the direction holds on average, but only {z:.1f} standard errors above zero: within seed noise"
+    return Claim(lecture, section, source, claim, verdict, reason, measurement, paper, tag)
+
+
+def equivalence_claim(
+    lecture: str,
+    section: str,
+    source: str,
+    claim: str,
+    differences: Sequence[float],
+    metric: str,
+    margin: float,
+    *,
+    paper: str | None = None,
+    tag: Tag | None = None,
+    digits: int = 2,
+) -> Claim:
+    """An "as good as" claim: per-seed ``differences`` must stay within ``±margin`` (rule in the module docstring).
+
+    >>> equivalence_claim("A0", "s", "course", "c", [0.01, -0.01, 0.0], "Dice, MTL - STL", margin=0.05).verdict
+    'reproduces'
+    """
+    if not (margin > 0 and math.isfinite(margin)):
+        raise ValueError(f"the equivalence margin must be positive and finite, got {margin}")
+    d = _effects(differences, f"equivalence_claim({claim!r})")
+    mean, sd = float(d.mean()), sample_sd(d)
+    bound = abs(mean) + STANDARD_ERRORS * sd / math.sqrt(d.size)
+    measurement = Measurement(metric, mean, sd, d.size, None, digits)
+    if bound <= margin:
+        verdict: Verdict = "reproduces"
+        reason = f"|mean| + 2 se = {bound:.{digits}f} is within the margin ±{margin:g}"
+    elif abs(mean) <= margin:
+        verdict = "partly"
+        reason = f"the mean is within ±{margin:g}, but |mean| + 2 se = {bound:.{digits}f} is not"
+    else:
+        verdict = "does not reproduce"
+        reason = f"the mean difference is outside the margin ±{margin:g}"
+    return Claim(lecture, section, source, claim, verdict, reason, measurement, paper, tag)
+
+
+def check_claim(
+    lecture: str,
+    section: str,
+    source: str,
+    claim: str,
+    holds: bool,
+    evidence: str,
+    *,
+    paper: str | None = None,
+    tag: Tag | None = None,
+) -> Claim:
+    """A deterministic fact, checked once (e.g. a printed equation against autograd); ``evidence`` says how.
+
+    >>> check_claim("A4", "s", "Misra et al. 2016, Eq. 3", "c", False, "max |difference| to autograd 0.41").verdict
+    'does not reproduce'
+    """
+    if not isinstance(holds, bool | np.bool_):
+        raise TypeError(f"holds must be a bool, got {type(holds).__name__}")
+    verdict: Verdict = "reproduces" if holds else "does not reproduce"
+    return Claim(lecture, section, source, claim, verdict, evidence, None, paper, tag)
+
+
+def untestable_claim(
+    lecture: str, section: str, source: str, claim: str, why: str, *, paper: str | None = None, tag: Tag | None = None
+) -> Claim:
+    """A claim the course cannot test offline, and why (the data, the scale)."""
+    return Claim(lecture, section, source, claim, "not testable offline", why, None, paper, tag)
+
+
+# -- the page "What reproduces" ----------------------------------------------------------
+def collect_claims(notebooks: Iterable[Path]) -> dict[Path, list[Claim]]:
+    """Every record stored in the outputs of ``notebooks`` (in cell order), by notebook."""
+    found: dict[Path, list[Claim]] = {}
+    for path in notebooks:
+        cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+        claims = [
+            Claim.from_json(output["data"][MIME_TYPE])
+            for cell in cells
+            for output in cell.get("outputs", [])
+            if MIME_TYPE in output.get("data", {})
+        ]
+        found[Path(path)] = claims
+    return found
+
+
+def section_anchor(section: str) -> str:
+    """The HTML id Sphinx gives a section heading: docutils' ``make_id`` (ASCII, lower case, hyphens).
+
+    >>> section_anchor("2. The shuffle test (Caruana, §3.1)")
+    'the-shuffle-test-caruana-3-1'
+    """
+    text = unicodedata.normalize("NFKD", section).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^a-z0-9]+", "-", " ".join(text.lower().split()))
+    return re.sub(r"^[-0-9]+|-+$", "", text)
+
+
+def render_page(claims: dict[Path, list[Claim]], link_prefix: str = "") -> str:
+    """The Markdown page "What reproduces": one table per lecture, a link per record to its section."""
+    lines = [
+        "# What reproduces",
+        "",
+        "Every claim the lectures test, with the course's measurement and a verdict computed from it",
+        "(the rule is in `mtl_course/ledger.py`: *reproduces* needs the mean effect at least two standard",
+        "errors above zero over the seeds; *partly* is the right direction within seed noise). Papers'",
+        "numbers carry their verification tag: **checked** in the full text or official code, **abstract**",
+        "from an abstract only, **unchecked** from secondary sources. This page is generated from the",
+        "executed notebooks; `make site` rebuilds it.",
+        "",
+    ]
+    counts = {v: sum(c.verdict == v for cs in claims.values() for c in cs) for v in VERDICTS}
+    lines.append("In all: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
+    for path, records in claims.items():
+        if not records:
+            continue
+        lines += ["", f"## {records[0].lecture}: {path.stem}", ""]
+        lines += ["| claim | source | paper | measured | verdict |", "| --- | --- | --- | --- | --- |"]
+        for c in records:
+            link = f"[{c.claim}]({link_prefix}{path.parent.name}/{path.stem}.ipynb#{section_anchor(c.section)})"
+            paper = f"{c.paper} [{c.tag}]" if c.paper else "—"
+            measured = str(c.measurement) if c.measurement else "—"
+            lines.append(f"| {link} | {c.source} | {paper} | {measured} | **{c.verdict}**: {c.reason} |")
+    return "\n".join(lines) + "\n"

@@ -45,7 +45,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -278,8 +278,17 @@ def section_anchor(section: str) -> str:
     return re.sub(r"^[-0-9]+|-+$", "", text)
 
 
-def render_page(claims: dict[Path, list[Claim]], link_prefix: str = "") -> str:
-    """The Markdown page "What reproduces": one table per lecture, a link per record to its section."""
+def notebook_link(path: Path, claim: Claim) -> str:
+    """A Markdown link from the claim to its notebook (GitHub shows notebooks; it ignores the anchor).
+
+    >>> notebook_link(Path("lectures/02_x.ipynb"), untestable_claim("A2", "The test", "course", "C.", why="w"))
+    '[C.](../lectures/02_x.ipynb#the-test)'
+    """
+    return f"[{claim.claim}](../{path.parent.name}/{path.name}#{section_anchor(claim.section)})"
+
+
+def render_page(claims: dict[Path, list[Claim]], link: Callable[[Path, Claim], str] = notebook_link) -> str:
+    """The Markdown page "What reproduces": one table per lecture, each claim linked to its section by ``link``."""
     lines = [
         "# What reproduces",
         "",
@@ -299,8 +308,7 @@ def render_page(claims: dict[Path, list[Claim]], link_prefix: str = "") -> str:
         lines += ["", f"## {records[0].lecture}: {path.stem}", ""]
         lines += ["| claim | source | paper | measured | verdict |", "| --- | --- | --- | --- | --- |"]
         for c in records:
-            link = f"[{c.claim}]({link_prefix}{path.parent.name}/{path.stem}.ipynb#{section_anchor(c.section)})"
             paper = f"{c.paper} [{c.tag}]" if c.paper else "—"
             measured = str(c.measurement) if c.measurement else "—"
-            lines.append(f"| {link} | {c.source} | {paper} | {measured} | **{c.verdict}**: {c.reason} |")
+            lines.append(f"| {link(path, c)} | {c.source} | {paper} | {measured} | **{c.verdict}**: {c.reason} |")
     return "\n".join(lines) + "\n"

@@ -24,6 +24,7 @@ _build/html``.
 from __future__ import annotations
 
 import argparse
+import html
 import html.parser
 import json
 import os
@@ -36,6 +37,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from mtl_course.ledger import Claim, collect_claims, render_page, section_anchor
 
 SITE = Path(__file__).resolve().parent
 REPO = SITE.parent
@@ -62,6 +65,8 @@ PART_A_PLAN = {
 }
 
 SYLLABUS_MARKER = "<!-- SYLLABUS -->"
+#: The page "What reproduces" (the ledger of the lectures' claims); a copy is kept in site/ for GitHub readers.
+REPRODUCES = "reproduces"
 
 
 # -- the notebooks -------------------------------------------------------------
@@ -180,8 +185,20 @@ def landing_page(lectures: list[Notebook], exercises: list[Notebook]) -> str:
     text += toctree("Part A — foundations", part_a)
     text += toctree("Part B — the reviewed papers", part_b)
     text += toctree("Exercises", [nb.docname for nb in exercises])
-    text += toctree("Reference", ["api/index"])
+    text += toctree("Reference", [REPRODUCES, "api/index"])
     return text
+
+
+def _site_link(path: Path, claim: Claim) -> str:
+    """A link from a claim to its section of the rendered notebook (checked by :func:`check_site`)."""
+    href = f"{path.parent.name}/{path.stem}.html#{section_anchor(claim.section)}"
+    return f'<a href="{href}">{html.escape(claim.claim)}</a>'
+
+
+def reproduces_pages(lectures: list[Notebook]) -> tuple[str, str]:
+    """The page "What reproduces" for the site (links to the rendered sections) and for GitHub (to the notebooks)."""
+    claims = collect_claims([nb.path for nb in lectures])
+    return render_page(claims, _site_link), render_page(claims)
 
 
 def package_modules(package_dir: Path = REPO / PACKAGE) -> dict[str, bool]:
@@ -248,6 +265,10 @@ def write_source_tree(
     for name, text in pages.items():
         (src / "api" / f"{name}.rst").write_text(text, encoding="utf-8")
     (src / "index.md").write_text(landing_page(found["lectures"], found["exercises"]), encoding="utf-8")
+    site_page, github_page = reproduces_pages(found["lectures"])
+    (src / f"{REPRODUCES}.md").write_text(site_page, encoding="utf-8")
+    if root.resolve() == REPO:
+        (SITE / f"{REPRODUCES}.md").write_text(github_page, encoding="utf-8")
     return found["lectures"], found["exercises"], modules
 
 

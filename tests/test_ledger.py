@@ -119,5 +119,5 @@ def test_a_record_survives_a_notebook_and_renders_on_the_page(tmp_path: Path) ->
     assert claim == Claim.from_json(json.loads(json.dumps(output["data"][MIME_TYPE])))
     assert claim.verdict == "reproduces" and claim.measurement.mean == 0.25
     page = render_page({path: [claim]})
-    assert "(lectures/99_test.ipynb#the-test-section)" in page and "**reproduces**" in page
+    assert "[X beats Y.](../lectures/99_test.ipynb#the-test-section)" in page and "**reproduces**" in page
     assert "In all: 1 reproduces, 0 partly, 0 does not reproduce, 0 not testable offline." in page

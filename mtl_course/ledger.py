@@ -1,7 +1,8 @@
 r"""The course's ledger of what reproduces: one record per measured claim, with a computed verdict.
 
-Each lecture states the claims it tests (a paper's, or the course's own) and
-records each one with the code that measured it. A record holds the source
+Each lecture states the claims it tests (a paper's, or the course's own) as a
+:class:`Statement` *before* the run, and records each one with the code that
+measured it. A record holds the source
 (paper and table or section, or "course"), the claim in one sentence, the
 paper's number where it gives one with its verification tag from the syllabus
 (``checked``, ``abstract``, ``unchecked``), the course's measurement (mean ±
@@ -28,9 +29,9 @@ carries a JSON copy in the notebook's outputs
 (:data:`MIME_TYPE`), from which ``make site`` builds the page "What
 reproduces" (:func:`collect_claims`, :func:`render_page`).
 
->>> c = effect_claim("A2", "The shuffle test", "Caruana 1997, Section 3.1",
-...                  "Extra tasks help the main task only when their labels match the inputs.",
-...                  effects=[0.12, 0.08, 0.10], metric="test MSE, shuffled - MTL")
+>>> shuffle_test = Statement("A2", "The shuffle test", "Caruana 1997, Section 3.1",
+...                          "Extra tasks help the main task only when their labels match the inputs.")
+>>> c = effect_claim(shuffle_test, effects=[0.12, 0.08, 0.10], metric="test MSE, shuffled - MTL")
 >>> c.verdict
 'reproduces'
 >>> print(c)  # doctest: +NORMALIZE_WHITESPACE
@@ -82,35 +83,49 @@ class Measurement:
 
 
 @dataclass(frozen=True)
-class Claim:
-    """One record of the ledger; build it with :func:`effect_claim`, :func:`equivalence_claim`,
-    :func:`check_claim` or :func:`untestable_claim`, which compute the verdict."""
+class Statement:
+    """What is claimed, stated before the run: where (``lecture``, ``section``), by whom (``source``), and
+    the paper's number with its verification tag from the syllabus, where the paper gives one."""
 
     lecture: str
     section: str
     source: str
     claim: str
-    verdict: Verdict
-    reason: str
-    measurement: Measurement | None = None
     paper: str | None = None
     tag: Tag | None = None
 
     def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
         if self.tag is not None and self.tag not in ("checked", "abstract", "unchecked"):
             raise ValueError(f"tag must be 'checked', 'abstract' or 'unchecked', got {self.tag!r}")
         if self.paper is not None and self.tag is None:
             raise ValueError(f"the paper's number {self.paper!r} needs its verification tag from SYLLABUS.md")
         for name in ("lecture", "section", "source", "claim"):
             if not getattr(self, name).strip():
-                raise ValueError(f"a claim needs a non-empty {name}")
+                raise ValueError(f"a statement needs a non-empty {name}")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One record of the ledger: a :class:`Statement`, the measurement, and the verdict computed from it.
+
+    Build it with :func:`effect_claim`, :func:`equivalence_claim`, :func:`check_claim` or
+    :func:`untestable_claim`.
+    """
+
+    statement: Statement
+    verdict: Verdict
+    reason: str
+    measurement: Measurement | None = None
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
     def __str__(self) -> str:
-        lines = [f"[{self.lecture}] {self.source}: {self.claim}"]
-        if self.paper is not None:
-            lines.append(f"  paper: {self.paper} [{self.tag}]")
+        s = self.statement
+        lines = [f"[{s.lecture}] {s.source}: {s.claim}"]
+        if s.paper is not None:
+            lines.append(f"  paper: {s.paper} [{s.tag}]")
         if self.measurement is not None:
             lines.append(f"  measured: {self.measurement}")
         lines.append(f"  verdict: {self.verdict} ({self.reason})")
@@ -131,7 +146,12 @@ class Claim:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Claim:
         measurement = data.get("measurement")
-        return cls(**{**data, "measurement": Measurement(**measurement) if measurement else None})
+        return cls(
+            Statement(**data["statement"]),
+            data["verdict"],
+            data["reason"],
+            Measurement(**measurement) if measurement else None,
+        )
 
 
 def _effects(values: Sequence[float], what: str) -> np.ndarray:
@@ -151,104 +171,78 @@ def _standard_errors(mean: float, effects: np.ndarray) -> float:
     return math.inf if mean > 0 else 0.0
 
 
-def effect_claim(
-    lecture: str,
-    section: str,
-    source: str,
-    claim: str,
-    effects: Sequence[float],
-    metric: str,
-    *,
-    paper: str | None = None,
-    tag: Tag | None = None,
-    digits: int = 2,
-) -> Claim:
+def _first_verdict(statement: Statement, measurement: Measurement, *rules: tuple[bool, Verdict, str]) -> Claim:
+    """The claim with the verdict and reason of the first rule whose condition holds."""
+    verdict, reason = next((verdict, reason) for holds, verdict, reason in rules if holds)
+    return Claim(statement, verdict, reason, measurement)
+
+
+def effect_claim(statement: Statement, effects: Sequence[float], metric: str, digits: int = 2) -> Claim:
     """A directional claim from per-seed ``effects`` (positive supports it); the rule is in the module docstring.
 
-    >>> effect_claim("A0", "s", "course", "c", [0.3, -0.1, 0.1], "accuracy, MTL - STL").verdict
+    >>> mtl_helps = Statement("A0", "s", "course", "MTL is more accurate than STL.")
+    >>> effect_claim(mtl_helps, [0.3, -0.1, 0.1], "accuracy, MTL - STL").verdict
     'partly'
-    >>> effect_claim("A0", "s", "course", "c", [-0.3, 0.1, -0.1], "accuracy, MTL - STL").verdict
+    >>> effect_claim(mtl_helps, [-0.3, 0.1, -0.1], "accuracy, MTL - STL").verdict
     'does not reproduce'
     """
-    d = _effects(effects, f"effect_claim({claim!r})")
+    d = _effects(effects, f"effect_claim({statement.claim!r})")
     mean = float(d.mean())
     z = _standard_errors(mean, d)
     measurement = Measurement(metric, mean, sample_sd(d), d.size, int((d > 0).sum()), digits)
-    if mean <= 0:
-        verdict: Verdict = "does not reproduce"
-        reason = "the mean effect is not in the claimed direction"
-    elif z >= STANDARD_ERRORS:
-        verdict = "reproduces"
-        reason = f"the mean effect is {z:.1f} standard errors above zero"
-    else:
-        verdict = "partly"
-        reason = f"the direction holds on average, but only {z:.1f} standard errors above zero: within seed noise"
-    return Claim(lecture, section, source, claim, verdict, reason, measurement, paper, tag)
+    return _first_verdict(
+        statement,
+        measurement,
+        (mean <= 0, "does not reproduce", "the mean effect is not in the claimed direction"),
+        (z >= STANDARD_ERRORS, "reproduces", f"the mean effect is {z:.1f} standard errors above zero"),
+        (True, "partly", f"the direction holds on average, but only {z:.1f} standard errors above zero: seed noise"),
+    )
 
 
 def equivalence_claim(
-    lecture: str,
-    section: str,
-    source: str,
-    claim: str,
-    differences: Sequence[float],
-    metric: str,
-    margin: float,
-    *,
-    paper: str | None = None,
-    tag: Tag | None = None,
-    digits: int = 2,
+    statement: Statement, differences: Sequence[float], metric: str, margin: float, digits: int = 2
 ) -> Claim:
     """An "as good as" claim: per-seed ``differences`` must stay within ``±margin`` (rule in the module docstring).
 
-    >>> equivalence_claim("A0", "s", "course", "c", [0.01, -0.01, 0.0], "Dice, MTL - STL", margin=0.05).verdict
+    >>> as_good = Statement("A0", "s", "course", "MTL segments as well as STL.")
+    >>> equivalence_claim(as_good, [0.01, -0.01, 0.0], "Dice, MTL - STL", margin=0.05).verdict
     'reproduces'
     """
     if not (margin > 0 and math.isfinite(margin)):
         raise ValueError(f"the equivalence margin must be positive and finite, got {margin}")
-    d = _effects(differences, f"equivalence_claim({claim!r})")
+    d = _effects(differences, f"equivalence_claim({statement.claim!r})")
     mean, sd = float(d.mean()), sample_sd(d)
     bound = abs(mean) + STANDARD_ERRORS * sd / math.sqrt(d.size)
     measurement = Measurement(metric, mean, sd, d.size, None, digits)
-    if bound <= margin:
-        verdict: Verdict = "reproduces"
-        reason = f"|mean| + 2 se = {bound:.{digits}f} is within the margin ±{margin:g}"
-    elif abs(mean) <= margin:
-        verdict = "partly"
-        reason = f"the mean is within ±{margin:g}, but |mean| + 2 se = {bound:.{digits}f} is not"
-    else:
-        verdict = "does not reproduce"
-        reason = f"the mean difference is outside the margin ±{margin:g}"
-    return Claim(lecture, section, source, claim, verdict, reason, measurement, paper, tag)
+    return _first_verdict(
+        statement,
+        measurement,
+        (bound <= margin, "reproduces", f"|mean| + 2 se = {bound:.{digits}f} is within the margin ±{margin:g}"),
+        (
+            abs(mean) <= margin,
+            "partly",
+            f"the mean is within ±{margin:g}, but |mean| + 2 se = {bound:.{digits}f} is not",
+        ),
+        (True, "does not reproduce", f"the mean difference is outside the margin ±{margin:g}"),
+    )
 
 
-def check_claim(
-    lecture: str,
-    section: str,
-    source: str,
-    claim: str,
-    holds: bool,
-    evidence: str,
-    *,
-    paper: str | None = None,
-    tag: Tag | None = None,
-) -> Claim:
+def check_claim(statement: Statement, holds: bool, evidence: str) -> Claim:
     """A deterministic fact, checked once (e.g. a printed equation against autograd); ``evidence`` says how.
 
-    >>> check_claim("A4", "s", "Misra et al. 2016, Eq. 3", "c", False, "max |difference| to autograd 0.41").verdict
+    >>> eq3 = Statement("A4", "s", "Misra et al. 2016, Eq. 3", "Eq. 3 is the gradient of the loss for alpha.")
+    >>> check_claim(eq3, False, "max |difference| to autograd 0.41").verdict
     'does not reproduce'
     """
     if not isinstance(holds, bool | np.bool_):
         raise TypeError(f"holds must be a bool, got {type(holds).__name__}")
     verdict: Verdict = "reproduces" if holds else "does not reproduce"
-    return Claim(lecture, section, source, claim, verdict, evidence, None, paper, tag)
+    return Claim(statement, verdict, evidence)
 
 
-def untestable_claim(
-    lecture: str, section: str, source: str, claim: str, why: str, *, paper: str | None = None, tag: Tag | None = None
-) -> Claim:
+def untestable_claim(statement: Statement, why: str) -> Claim:
     """A claim the course cannot test offline, and why (the data, the scale)."""
-    return Claim(lecture, section, source, claim, "not testable offline", why, None, paper, tag)
+    return Claim(statement, "not testable offline", why)
 
 
 # -- the page "What reproduces" ----------------------------------------------------------
@@ -281,10 +275,11 @@ def section_anchor(section: str) -> str:
 def notebook_link(path: Path, claim: Claim) -> str:
     """A Markdown link from the claim to its notebook (GitHub shows notebooks; it ignores the anchor).
 
-    >>> notebook_link(Path("lectures/02_x.ipynb"), untestable_claim("A2", "The test", "course", "C.", why="w"))
+    >>> notebook_link(Path("lectures/02_x.ipynb"), untestable_claim(Statement("A2", "The test", "course", "C."), "w"))
     '[C.](../lectures/02_x.ipynb#the-test)'
     """
-    return f"[{claim.claim}](../{path.parent.name}/{path.name}#{section_anchor(claim.section)})"
+    s = claim.statement
+    return f"[{s.claim}](../{path.parent.name}/{path.name}#{section_anchor(s.section)})"
 
 
 def render_page(claims: dict[Path, list[Claim]], link: Callable[[Path, Claim], str] = notebook_link) -> str:
@@ -305,10 +300,11 @@ def render_page(claims: dict[Path, list[Claim]], link: Callable[[Path, Claim], s
     for path, records in claims.items():
         if not records:
             continue
-        lines += ["", f"## {records[0].lecture}: {path.stem}", ""]
+        lines += ["", f"## {records[0].statement.lecture}: {path.stem}", ""]
         lines += ["| claim | source | paper | measured | verdict |", "| --- | --- | --- | --- | --- |"]
         for c in records:
-            paper = f"{c.paper} [{c.tag}]" if c.paper else "—"
+            s = c.statement
+            paper = f"{s.paper} [{s.tag}]" if s.paper else "—"
             measured = str(c.measurement) if c.measurement else "—"
-            lines.append(f"| {link(path, c)} | {c.source} | {paper} | {measured} | **{c.verdict}**: {c.reason} |")
+            lines.append(f"| {link(path, c)} | {s.source} | {paper} | {measured} | **{c.verdict}**: {c.reason} |")
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from nbclient import NotebookClient
 from mtl_course.ledger import (
     MIME_TYPE,
     Claim,
+    Statement,
     check_claim,
     collect_claims,
     effect_claim,
@@ -23,7 +24,7 @@ from mtl_course.ledger import (
     untestable_claim,
 )
 
-ARGS = ("A9", "A section", "course", "A claim.")
+STATEMENT = Statement("A9", "A section", "course", "A claim.")
 
 
 def expected_effect_verdict(effects: list[float]) -> str:
@@ -40,7 +41,7 @@ def expected_effect_verdict(effects: list[float]) -> str:
     [[0.1, 0.1, 0.1], [0.3, 0.2, 0.25, 0.28], [0.3, -0.2, 0.1], [1.0, -0.9, 0.1, 0.05], [-0.1, -0.2, 0.0], [0.0, 0.0]],
 )
 def test_effect_verdicts_follow_the_rule(effects: list[float]) -> None:
-    claim = effect_claim(*ARGS, effects=effects, metric="m")
+    claim = effect_claim(STATEMENT, effects=effects, metric="m")
     assert claim.verdict == expected_effect_verdict(effects)
     assert claim.measurement.wins == sum(e > 0 for e in effects)
     assert claim.measurement.mean == pytest.approx(statistics.fmean(effects))
@@ -53,8 +54,8 @@ def test_effect_verdict_at_the_two_standard_error_boundary() -> None:
     scale = 1 / statistics.stdev(just_in)
     inside = [1 + (x - 1) * scale * 0.999 for x in just_in]
     outside = [1 + (x - 1) * scale * 1.001 for x in just_in]
-    assert effect_claim(*ARGS, effects=inside, metric="m").verdict == "reproduces"
-    assert effect_claim(*ARGS, effects=outside, metric="m").verdict == "partly"
+    assert effect_claim(STATEMENT, effects=inside, metric="m").verdict == "reproduces"
+    assert effect_claim(STATEMENT, effects=outside, metric="m").verdict == "partly"
 
 
 @pytest.mark.parametrize(
@@ -70,22 +71,23 @@ def test_equivalence_verdicts(differences: list[float], margin: float, verdict: 
     bound = abs(mean) + 2 * statistics.stdev(differences) / math.sqrt(len(differences))
     expected = "reproduces" if bound <= margin else ("partly" if abs(mean) <= margin else "does not reproduce")
     assert expected == verdict
-    assert equivalence_claim(*ARGS, differences=differences, metric="m", margin=margin).verdict == verdict
+    assert equivalence_claim(STATEMENT, differences=differences, metric="m", margin=margin).verdict == verdict
 
 
 def test_bad_input_names_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="at least 2 seeds"):
-        effect_claim(*ARGS, effects=[0.1], metric="m")
+        effect_claim(STATEMENT, effects=[0.1], metric="m")
     with pytest.raises(ValueError, match="finite"):
-        effect_claim(*ARGS, effects=[0.1, math.nan], metric="m")
+        effect_claim(STATEMENT, effects=[0.1, math.nan], metric="m")
     with pytest.raises(ValueError, match="margin"):
-        equivalence_claim(*ARGS, differences=[0.1, 0.2], metric="m", margin=0)
+        equivalence_claim(STATEMENT, differences=[0.1, 0.2], metric="m", margin=0)
     with pytest.raises(ValueError, match="verification tag"):
-        untestable_claim(*ARGS, why="no data", paper="41.2 %")
+        Statement("A9", "s", "Someone 2020", "c", paper="41.2 %")
     with pytest.raises(ValueError, match="non-empty claim"):
-        check_claim("A9", "s", "course", " ", True, "e")
+        Statement("A9", "s", "course", " ")
     with pytest.raises(TypeError, match="bool"):
-        check_claim(*ARGS, holds=1, evidence="e")
+        check_claim(STATEMENT, holds=1, evidence="e")
+    assert untestable_claim(STATEMENT, why="the paper's data are not public").verdict == "not testable offline"
 
 
 def test_anchor_is_the_id_sphinx_gives_the_heading() -> None:
@@ -104,9 +106,10 @@ def test_a_record_survives_a_notebook_and_renders_on_the_page(tmp_path: Path) ->
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
-            "from mtl_course.ledger import effect_claim\n"
-            "effect_claim('A9', 'The test section', 'Someone 2020, Table 1', 'X beats Y.', "
-            "effects=[0.2, 0.3, 0.25], metric='error, Y - X', paper='3 points better', tag='checked')"
+            "from mtl_course.ledger import Statement, effect_claim\n"
+            "claim = Statement('A9', 'The test section', 'Someone 2020, Table 1', 'X beats Y.', "
+            "paper='3 points better', tag='checked')\n"
+            "effect_claim(claim, effects=[0.2, 0.3, 0.25], metric='error, Y - X')"
         )
     ]
     NotebookClient(nb, timeout=60, kernel_name="python3").execute()

@@ -103,6 +103,31 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
     return masked_mean((pred - safe_target) ** 2, labelled)
 
 
+class ScaledMSE:
+    r"""A scaled mean squared error :math:`s\,\mathrm{MSE}` (picklable, unlike a lambda).
+
+    .. math:: L(y, t) = \frac{s}{n} \sum_{i=1}^{n} (y_i - t_i)^2
+
+    over the labelled items (:func:`mse_loss` times ``scale``). It makes a
+    task's loss larger by a constant factor, as a loss summed over 100
+    outputs instead of averaged would be: the scale mismatch of the
+    conflicting pair of lecture A6
+    (:func:`~mtl_course.data.toy_regression.make_conflicting_regressions`).
+
+    >>> ScaledMSE(100.0)(torch.ones(2, 1), torch.zeros(2, 1)).item()
+    100.0
+    """
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = float(scale)
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.scale * mse_loss(pred, target, mask)
+
+    def __repr__(self) -> str:
+        return f"ScaledMSE({self.scale:g})"
+
+
 def l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean absolute error ``(1/n) sum_i |y_i - t_i|`` over the labelled items (``NaN`` = missing).
 

@@ -44,11 +44,11 @@ BUDGET_MS = 100.0
 
 
 def build_lasso():
-    from mtl_course.data.linear_tasks import load_diabetes_tasks
+    from mtl_course.data.linear_tasks import load_diabetes_tasks, random_split
     from mtl_course.widgets.lasso import LassoExplorer
 
-    train, val = load_diabetes_tasks().split(300, seed=0)
-    return LassoExplorer(train.X, train.y, val.X, val.y, train.feature_names)
+    train, val = random_split(load_diabetes_tasks(), 300, seed=0)
+    return LassoExplorer.from_data(train, val)
 
 
 def build_soft_sharing():
@@ -67,11 +67,11 @@ def build_cross_stitch():
 
 def build_loss_weights():
     from mtl_course.data.toy_regression import make_conflicting_regressions
+    from mtl_course.experiments.loss_weighting import make_fit_retrainer
     from mtl_course.widgets.loss_weights import LossWeightTuner
 
-    return LossWeightTuner.from_regressions(
-        make_conflicting_regressions(loss_scales=(1.0, 100.0), seed=0), device="cpu"
-    )
+    pair = make_conflicting_regressions(loss_scales=(1.0, 100.0), seed=0)
+    return LossWeightTuner.from_regressions(pair, retrain=make_fit_retrainer(pair, device="cpu"))
 
 
 #: (name, lecture, module, builder)

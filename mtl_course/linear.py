@@ -224,7 +224,10 @@ def duality_gap(X: np.ndarray, Y: np.ndarray, B: np.ndarray, alpha: float, penal
 
 # -- the estimators -------------------------------------------------------------
 def lambda_from_alpha(alpha: float, n_samples: int) -> float:
-    r"""The lecture's :math:`\lambda` (penalty on :math:`\|y - X\beta\|^2`) for scikit-learn's ``alpha``: :math:`\lambda = 2n\alpha`.
+    r"""The lecture's :math:`\lambda` for scikit-learn's ``alpha``: :math:`\lambda = 2n\alpha`.
+
+    The lecture puts :math:`\lambda` on the unscaled :math:`\|y - X\beta\|_2^2`,
+    scikit-learn puts ``alpha`` on :math:`\frac{1}{2n}\|y - X\beta\|_2^2`.
 
     >>> lambda_from_alpha(0.5, n_samples=100)
     100.0

@@ -1,12 +1,13 @@
-"""The task losses of the course, with label masks for partially labelled data.
+r"""The task losses of the course, with label masks for partially labelled data.
 
 Every loss takes ``(prediction, target, mask=None)`` and returns a 0-dim
 tensor. ``mask`` marks the labelled items; it may cover only the leading
 dimensions of the target (a per-sample mask for a per-pixel target). Losses
 average over the labelled items only, as UberNet requires (Kokkinos, CVPR
-2017, arXiv 1609.02132: the loss of a task sums over the samples that carry
-its label, ``delta_{t,i} = 1``). Missing regression targets may also be
-``NaN``, missing class labels ``-100`` (PyTorch's ``ignore_index``).
+2017, arXiv 1609.02132: the loss of task :math:`t` sums over the samples
+:math:`i` that carry its label, :math:`\delta_{t,i} = 1`; see
+:func:`masked_mean`). Missing regression targets may also be ``NaN``,
+missing class labels ``-100`` (PyTorch's ``ignore_index``).
 
 A batch without a single label for a task yields a loss of 0 that is still
 connected to the graph (its gradient is 0), never NaN.
@@ -26,7 +27,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from mtl_course.data.tasks import IGNORE_INDEX
 
 
 # -- masking ----------------------------------------------------------------------
@@ -46,7 +47,12 @@ def expand_mask(mask: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torc
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean of ``values`` over the items where ``mask`` is true; 0 (with a graph) when there are none.
+    r"""Mean of ``values`` over the labelled items; 0 (with a graph) when there are none.
+
+    With :math:`\delta_i = 1` where ``mask`` is true (UberNet's
+    :math:`\delta_{t,i}`; Kokkinos, CVPR 2017, arXiv 1609.02132),
+
+    .. math:: \bar v = \frac{\sum_i \delta_i v_i}{\max\big(1, \sum_i \delta_i\big)} .
 
     >>> masked_mean(torch.tensor([1.0, 2.0, 6.0]), torch.tensor([True, False, True]))
     tensor(3.5000)
@@ -67,11 +73,14 @@ def _regression_mask(target: torch.Tensor, mask: torch.Tensor | None) -> torch.T
 def cross_entropy(
     logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX
 ) -> torch.Tensor:
-    """Softmax cross-entropy ``-(1/n) sum_i log softmax(z_i)[y_i]`` over the labelled items.
+    r"""Softmax cross-entropy over the :math:`n` labelled items,
 
-    ``logits`` is ``(B, C, ...)``, ``target`` ``(B, ...)`` with class indices
-    (``ignore_index`` marks a missing label). Eigen & Fergus's semantic loss
-    ``-(1/n) sum_i C*_i log C_i`` is this loss on one-hot ``C*``.
+    .. math:: L = -\frac{1}{n} \sum_{i} \log \operatorname{softmax}(z_i)_{y_i} .
+
+    ``logits`` :math:`z` is ``(B, C, ...)``, ``target`` :math:`y` ``(B, ...)``
+    with class indices (``ignore_index`` marks a missing label). Eigen &
+    Fergus's semantic loss :math:`-\frac1n \sum_i C^*_i \cdot \log C_i`
+    (ICCV 2015, arXiv 1411.4734) is this loss on one-hot :math:`C^*`.
 
     >>> cross_entropy(torch.zeros(2, 4), torch.tensor([1, -100]))  # log 4
     tensor(1.3863)
@@ -85,7 +94,9 @@ def cross_entropy(
 
 
 def binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Sigmoid cross-entropy on logits over the labelled items (``NaN`` target = missing).
+    r"""Sigmoid cross-entropy on logits :math:`z_i` over the :math:`n` labelled items (``NaN`` target = missing),
+
+    .. math:: L = -\frac{1}{n} \sum_i \big[ y_i \log \sigma(z_i) + (1 - y_i) \log\big(1 - \sigma(z_i)\big) \big] .
 
     >>> binary_cross_entropy(torch.zeros(3), torch.tensor([1.0, 0.0, float("nan")]))  # log 2
     tensor(0.6931)
@@ -97,14 +108,47 @@ def binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor, mask: torch
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error ``(1/n) sum_i (y_i - t_i)^2`` over the labelled items (``NaN`` = missing)."""
+    r"""Mean squared error over the :math:`n` labelled items (``NaN`` target = missing),
+
+    .. math:: L = \frac{1}{n} \sum_i (y_i - t_i)^2 .
+
+    >>> mse_loss(torch.tensor([1.0, 2.0]), torch.tensor([3.0, float("nan")]))
+    tensor(4.)
+    """
     labelled = _regression_mask(target, mask)
     safe_target = torch.where(labelled, target, pred.detach())
     return masked_mean((pred - safe_target) ** 2, labelled)
 
 
+class ScaledMSE:
+    r"""A scaled mean squared error :math:`s\,\mathrm{MSE}` (picklable, unlike a lambda).
+
+    .. math:: L(y, t) = \frac{s}{n} \sum_{i=1}^{n} (y_i - t_i)^2
+
+    over the labelled items (:func:`mse_loss` times ``scale``). It makes a
+    task's loss larger by a constant factor, as a loss summed over 100
+    outputs instead of averaged would be: the scale mismatch of the
+    conflicting pair of lecture A6
+    (:func:`~mtl_course.data.toy_regression.make_conflicting_regressions`).
+
+    >>> ScaledMSE(100.0)(torch.ones(2, 1), torch.zeros(2, 1)).item()
+    100.0
+    """
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = float(scale)
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.scale * mse_loss(pred, target, mask)
+
+    def __repr__(self) -> str:
+        return f"ScaledMSE({self.scale:g})"
+
+
 def l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean absolute error ``(1/n) sum_i |y_i - t_i|`` over the labelled items (``NaN`` = missing).
+    r"""Mean absolute error over the :math:`n` labelled items (``NaN`` target = missing),
+
+    .. math:: L = \frac{1}{n} \sum_i |y_i - t_i| .
 
     >>> l1_loss(torch.tensor([1.0, 5.0]), torch.tensor([3.0, float("nan")]))
     tensor(2.)
@@ -118,12 +162,13 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None 
 def landmark_loss(
     pred: torch.Tensor, target: torch.Tensor, visibility: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Visibility-weighted landmark loss of HyperFace (Ranjan et al., arXiv 1603.01249):
+    r"""Visibility-weighted landmark loss of HyperFace (Ranjan, Patel & Chellappa, IEEE TPAMI 2019, arXiv 1603.01249),
 
-        L_L = 1/(2N) sum_{i=1}^{N} v_i ((x_i - a_i)^2 + (y_i - b_i)^2)
+    .. math:: L_L = \frac{1}{2N} \sum_{i=1}^{N} v_i \big( (x_i - a_i)^2 + (y_i - b_i)^2 \big)
 
-    per sample, with ``N`` landmarks and ``v_i`` = 1 for a visible landmark,
-    0 for an occluded one; averaged over the samples that ``mask`` marks as
+    per sample, with :math:`N` landmarks at predicted :math:`(x_i, y_i)` and
+    true :math:`(a_i, b_i)`, and :math:`v_i = 1` for a visible landmark, 0 for
+    an occluded one; averaged over the samples that ``mask`` marks as
     labelled. ``pred`` and ``target`` are ``(B, N, 2)``, ``visibility``
     ``(B, N)``. Devries et al. (CRV 2014) weight their landmark term the same way.
 
@@ -146,11 +191,15 @@ def landmark_loss(
 def surface_normal_loss(
     pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, normalize: bool = True
 ) -> torch.Tensor:
-    """Eigen & Fergus's normals loss ``L = -(1/n) sum_i N_i . N*_i`` (ICCV 2015, arXiv 1411.4734).
+    r"""Eigen & Fergus's surface-normal loss (ICCV 2015, arXiv 1411.4734),
 
-    ``pred`` and ``target`` are ``(B, 3, H, W)``, ``mask`` ``(B, H, W)``
-    marks pixels with ground truth. With ``normalize`` the predicted normals
-    are first scaled to unit length, so ``L`` lies in ``[-1, 1]``.
+    .. math:: L = -\frac{1}{n} \sum_i N_i \cdot N^*_i
+
+    over the :math:`n` pixels with ground truth, :math:`N_i` the predicted and
+    :math:`N^*_i` the true normal. ``pred`` and ``target`` are
+    ``(B, 3, H, W)``, ``mask`` ``(B, H, W)`` marks pixels with ground truth.
+    With ``normalize`` the predicted normals are first scaled to unit length,
+    so :math:`L \in [-1, 1]`.
 
     >>> n = torch.zeros(1, 3, 1, 2); n[:, 2] = 1.0
     >>> surface_normal_loss(n, n)
@@ -167,19 +216,22 @@ def scale_invariant_depth_loss(
     mask: torch.Tensor | None = None,
     gradient_weight: float = 1.0,
 ) -> torch.Tensor:
-    """Eigen & Fergus's depth loss (ICCV 2015, arXiv 1411.4734, eq. 1 with the gradient term):
+    r"""Eigen & Fergus's scale-invariant depth loss with the gradient term (ICCV 2015, arXiv 1411.4734, Eq. 1),
 
-        d_i = log D_i - log D*_i,
-        L   = (1/n) sum_i d_i^2 - 1/(2 n^2) (sum_i d_i)^2
-              + (1/n) sum_i [(grad_x d)_i^2 + (grad_y d)_i^2]
+    .. math::
 
-    per image, averaged over the images with at least one valid pixel.
+        d_i = \log D_i - \log D^*_i, \qquad
+        L = \frac{1}{n} \sum_i d_i^2 - \frac{1}{2n^2} \Big(\sum_i d_i\Big)^2
+            + \frac{1}{n} \sum_i \big[ (\nabla_x d)_i^2 + (\nabla_y d)_i^2 \big]
+
+    per image (the last term times ``gradient_weight``), averaged over the
+    images with at least one valid pixel.
     ``log_pred`` and ``log_target`` are log depths ``(B, H, W)``; ``mask``
     ``(B, H, W)`` marks pixels with ground truth. Missing pixels leave ``n``
     and every sum (a difference counts only when both its pixels are valid),
     the masking the slides describe [unchecked in the paper].
-    ``gradient_weight=0`` gives the scale-invariant error of Eigen et al.
-    (NIPS 2014) with lambda = 1/2.
+    ``gradient_weight=0`` gives the scale-invariant error of Eigen, Puhrsch &
+    Fergus (NIPS 2014, arXiv 1406.2283) with :math:`\lambda = 1/2`.
 
     >>> d = torch.zeros(1, 2, 2)
     >>> scale_invariant_depth_loss(d + 1.0, d)  # a global scale e costs 1 - 1/2: lambda = 1/2
@@ -211,15 +263,24 @@ def scale_invariant_depth_loss(
 def soft_kappa_loss(
     prob: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-7
 ) -> torch.Tensor:
-    """``1 - kappa`` with Cohen's kappa from soft counts (Playout et al., MICCAI 2018).
+    r""":math:`1 - \kappa` with Cohen's kappa from soft counts (Playout, Duval & Cheriet, MICCAI 2018).
 
-    With ``p`` the predicted foreground probabilities and ``y`` the binary
-    labels, ``TP = sum p y``, ``FP = sum p (1-y)``, ``FN = sum (1-p) y``,
-    ``TN = sum (1-p)(1-y)``; ``p_o = (TP + TN) / N``,
-    ``p_e = [(TP + FP)(TP + FN) + (FN + TN)(FP + TN)] / N^2`` and
-    ``kappa = (p_o - p_e) / (1 - p_e + eps)``. On hard 0/1 predictions this is
-    Cohen's kappa (up to ``eps``). The loss form is as on the slides [unchecked
-    in the paper].
+    With :math:`p` the predicted foreground probabilities and :math:`y` the
+    binary labels of :math:`N` pixels,
+
+    .. math::
+
+        TP = \sum p y, \quad FP = \sum p (1 - y), \quad FN = \sum (1 - p) y, \quad
+        TN = \sum (1 - p)(1 - y),
+
+    .. math::
+
+        p_o = \frac{TP + TN}{N}, \qquad
+        p_e = \frac{(TP + FP)(TP + FN) + (FN + TN)(FP + TN)}{N^2}, \qquad
+        L = 1 - \frac{p_o - p_e}{1 - p_e + \varepsilon} .
+
+    On hard 0/1 predictions this is Cohen's kappa (up to :math:`\varepsilon`).
+    The loss form is as on the slides [unchecked in the paper].
 
     >>> y = torch.tensor([0.0, 0.0, 0.0, 1.0])
     >>> round(float(soft_kappa_loss(torch.zeros(4), y)), 4)  # all background: kappa = 0
@@ -239,13 +300,17 @@ def soft_kappa_loss(
 
 # -- motion (Qin et al.) ----------------------------------------------------------------
 def flow_smoothness(flow: torch.Tensor, eps: float = 0.01) -> torch.Tensor:
-    """Charbonnier (Huber-like) smoothness of a flow field (Qin et al., MICCAI 2018, arXiv 1806.04066):
+    r"""Charbonnier (Huber-like) smoothness of a flow field (Qin et al., MICCAI 2018, arXiv 1806.04066),
 
-        L_smooth = mean_pixels sqrt(eps + sum_{c in (u, v)} (d_x f_c)^2 + (d_y f_c)^2)
+    .. math::
+
+        L_{\text{smooth}} = \operatorname{mean}_{\text{pixels}}
+        \sqrt{\varepsilon + \sum_{c \in \{u, v\}} \big[(\partial_x f_c)^2 + (\partial_y f_c)^2\big]}
 
     with forward differences on ``flow`` of shape ``(B, 2, H, W)``. The
-    Charbonnier form and ``eps = 0.01`` follow the slides [unchecked in the
-    paper; the two official implementations weight the term differently].
+    Charbonnier form and :math:`\varepsilon = 0.01` follow the slides
+    [unchecked in the paper; the two official implementations weight the
+    term differently].
 
     >>> round(float(flow_smoothness(torch.ones(1, 2, 3, 3), eps=0.04)), 6)  # a constant flow costs sqrt(eps)
     0.2
@@ -261,11 +326,13 @@ def flow_smoothness(flow: torch.Tensor, eps: float = 0.01) -> torch.Tensor:
 def successive_regularization(
     params: Iterable[torch.Tensor], snapshot: Iterable[torch.Tensor], delta: float
 ) -> torch.Tensor:
-    """``delta ||theta - theta'||^2`` of the Joint Many-Task model (Hashimoto et al., EMNLP 2017, arXiv 1611.01587).
+    r"""Successive regularisation of the Joint Many-Task model (Hashimoto et al., EMNLP 2017, arXiv 1611.01587),
 
-    ``theta'`` is a snapshot of the lower layers taken before the current
-    task trained (:func:`parameter_snapshot`); the penalty keeps a higher
-    task from destroying what a lower task learned.
+    .. math:: R = \delta\, \|\theta - \theta'\|^2,
+
+    where :math:`\theta'` is a snapshot of the lower layers taken before the
+    current task trained (:func:`parameter_snapshot`); the penalty keeps a
+    higher task from destroying what a lower task learned.
 
     >>> theta = [torch.tensor([1.0, 2.0])]
     >>> successive_regularization(theta, [torch.tensor([0.0, 0.0])], delta=0.1)
@@ -278,5 +345,5 @@ def successive_regularization(
 
 
 def parameter_snapshot(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
-    """Detached copies ``theta'`` of ``params`` for :func:`successive_regularization`."""
+    r"""Detached copies :math:`\theta'` of ``params`` for :func:`successive_regularization`."""
     return [p.detach().clone() for p in params]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-import pytest
 import torch
 from torch import nn
 
@@ -56,17 +55,3 @@ def toy_losses(model: ToyHardSharing, x: torch.Tensor, targets: dict[str, torch.
     """Per-task MSE losses of ``model`` on ``x``."""
     out = model(x)
     return {t: ((out[t] - targets[t]) ** 2).mean() for t in model.tasks}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    """Run a module's tiny models on one intra-op thread (restored afterwards).
-
-    On a loaded 2-core machine, OpenMP's spinning threads make microsecond
-    kernels take milliseconds; the toy models gain nothing from two threads.
-    Import this fixture into a test module to activate it there.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

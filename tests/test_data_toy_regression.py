@@ -5,13 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _data_digest import digest
 
-from mtl_course.data.toy_regression import (
-    QuadraticTasks,
-    ScaledMSE,
-    make_conflicting_regressions,
-    make_gradnorm_toy,
-)
+from mtl_course.data.tasks import MultiTaskData
+from mtl_course.data.toy_regression import QuadraticTasks, make_conflicting_regressions, make_gradnorm_toy
 
 
 # -- the GradNorm toy ---------------------------------------------------------------------
@@ -25,7 +22,7 @@ def test_gradnorm_toy_follows_its_formula() -> None:
     x = 2 * torch.rand(5, 6, generator=g) - 1
     x = x / x.norm(dim=1, keepdim=True)
     assert torch.allclose(toy.train.x, x)
-    for i, (task, sigma) in enumerate(zip(toy.tasks, sigmas, strict=True)):
+    for i, (task, sigma) in enumerate(zip(toy.train.tasks, sigmas, strict=True)):
         expected = np.array(
             [
                 [
@@ -40,7 +37,8 @@ def test_gradnorm_toy_follows_its_formula() -> None:
 
 def test_gradnorm_toy_scales_and_shapes() -> None:
     toy = make_gradnorm_toy([1.0, 100.0], n_train=400, n_val=10, seed=0)
-    assert toy.tasks == ["t0", "t1"] and toy.sigmas == (1.0, 100.0)
+    assert isinstance(toy.train, MultiTaskData) and isinstance(toy.val, MultiTaskData)
+    assert toy.train.tasks == ("t0", "t1") and toy.train.info["sigmas"] == (1.0, 100.0)
     assert tuple(toy.train.x.shape) == (400, 250) and tuple(toy.val.targets["t0"].shape) == (10, 100)
     assert torch.allclose(toy.train.x.norm(dim=1), torch.ones(400))
     ratio = toy.train.targets["t1"].pow(2).mean() / toy.train.targets["t0"].pow(2).mean()
@@ -91,7 +89,7 @@ def test_weighted_optimum_is_the_minimiser() -> None:
 
 def test_weighted_optimum_against_a_brute_force_grid() -> None:
     pair = make_conflicting_regressions(loss_scales=(1.0, 10.0), seed=3)
-    q = pair.quadratic()
+    q = QuadraticTasks.from_least_squares(pair.train)
     axis = np.linspace(-1.5, 1.5, 301)
     grid = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)
     losses = q.losses(grid)
@@ -116,7 +114,7 @@ def test_weighted_optimum_rejects_bad_weights() -> None:
 
 
 def test_front_is_monotone_pareto_trade_off() -> None:
-    q = make_conflicting_regressions(seed=0).quadratic()
+    q = QuadraticTasks.from_least_squares(make_conflicting_regressions(seed=0).train)
     ratios, front = q.front(101)
     assert np.all(np.diff(ratios) > 0)
     # more weight on task 0: its loss falls, task 1's rises
@@ -128,39 +126,46 @@ def test_front_is_monotone_pareto_trade_off() -> None:
 # -- the conflicting pair ---------------------------------------------------------------------------
 def test_quadratic_form_equals_the_scaled_least_squares_losses() -> None:
     pair = make_conflicting_regressions(n_train=150, loss_scales=(1.0, 100.0), seed=4)
-    q = pair.quadratic("train")
+    q = QuadraticTasks.from_least_squares(pair.train)
+    unscaled = QuadraticTasks.from_least_squares(pair.train, loss_scales=[1.0, 1.0])
     X = pair.train.x.double().numpy()
     rng = np.random.default_rng(0)
     for w in rng.normal(size=(5, 2)):
-        direct = [
-            s * np.mean((X @ w - pair.train.targets[t].double().numpy()[:, 0]) ** 2)
-            for t, s in zip(pair.tasks, pair.loss_scales, strict=True)
-        ]
-        np.testing.assert_allclose(q.losses(w), direct, rtol=1e-9)
-    # and the torch loss used for training agrees
-    model = pair.model(init=[0.3, -0.2])
-    out = model(pair.train.x)
-    spec = {t.name: t for t in pair.task_specs()}
-    torch_losses = [spec[t].loss(out[t], pair.train.targets[t]).item() for t in pair.tasks]
-    np.testing.assert_allclose(torch_losses, q.losses(np.array([0.3, -0.2])), rtol=1e-5)
+        mse = [np.mean((X @ w - pair.train.targets[t].double().numpy()[:, 0]) ** 2) for t in pair.train.tasks]
+        np.testing.assert_allclose(q.losses(w), np.multiply([1.0, 100.0], mse), rtol=1e-9)
+        np.testing.assert_allclose(unscaled.losses(w), mse, rtol=1e-9)
 
 
 def test_conflicting_pair_geometry() -> None:
     pair = make_conflicting_regressions(angle_deg=150.0, noise=0.05, n_train=2000, seed=0)
-    a0, a1 = pair.coefficients
+    coefficients = pair.train.info["coefficients"]
+    a0, a1 = coefficients
     assert np.isclose(np.degrees(np.arccos(a0 @ a1)), 150.0)
-    q = pair.quadratic()
-    np.testing.assert_allclose(q.centers, pair.coefficients, atol=0.02)  # least squares recovers a_i
+    q = QuadraticTasks.from_least_squares(pair.train)
+    np.testing.assert_allclose(q.centers, coefficients, atol=0.02)  # least squares recovers a_i
+    for t, a in zip(pair.train.tasks, coefficients, strict=True):  # truth is the noise-free x a_i
+        np.testing.assert_allclose(pair.train.truth[t][:, 0].numpy(), pair.train.x.double().numpy() @ a, atol=1e-6)
+        residual = (pair.train.targets[t] - pair.train.truth[t]).std().item()
+        assert abs(residual - 0.05) < 0.005
     # between the optima the task gradients conflict
     g = q.gradients(q.weighted_optimum([1.0, 1.0]) + np.array([0.3, 0.0]))
     assert g[0] @ g[1] < 0
     three = make_conflicting_regressions(n_tasks=3, angle_deg=240.0, seed=0)
-    assert three.tasks == ["t0", "t1", "t2"] and three.quadratic().n_tasks == 3
+    assert three.train.tasks == ("t0", "t1", "t2") and QuadraticTasks.from_least_squares(three.train).n_tasks == 3
 
 
-def test_scaled_mse_and_bad_arguments() -> None:
-    assert ScaledMSE(4.0)(torch.ones(3, 1), torch.zeros(3, 1)).item() == 4.0
+def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="loss_scales"):
         make_conflicting_regressions(loss_scales=(1.0,))
     with pytest.raises(ValueError, match="anisotropy"):
         make_conflicting_regressions(anisotropy=0.5)
+
+
+def test_the_toys_are_bit_identical_to_the_generators_before_the_common_container() -> None:
+    """Digests of the arrays the generators made before they returned MultiTaskData (commit f1f8bec)."""
+    toy = make_gradnorm_toy([1.0, 10.0, 100.0], n_train=20, n_val=10, in_features=8, out_features=5, seed=2)
+    arrays = [toy.train.x, *toy.train.targets.values(), toy.val.x, *toy.val.targets.values()]
+    assert digest(*arrays) == "77fe687d550d8fc6"
+    pair = make_conflicting_regressions(n_train=30, n_val=20, n_tasks=3, loss_scales=(1.0, 2.0, 5.0), seed=4)
+    arrays = [pair.train.x, *pair.train.targets.values(), pair.val.x, *pair.val.targets.values()]
+    assert digest(*arrays, pair.train.info["coefficients"]) == "ebc3eb17b867d248"

@@ -17,7 +17,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Lasso, MultiTaskLasso
 from sklearn.linear_model import lasso_path as sk_lasso_path
 
-from mtl_course.data.linear_tasks import make_sparse_linear_tasks
+from mtl_course.data.linear_tasks import make_sparse_linear_tasks, target_matrix
 from mtl_course.linear import (
     alpha_max,
     duality_gap,
@@ -41,7 +41,7 @@ def diabetes() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def synthetic() -> tuple[np.ndarray, np.ndarray]:
     data = make_sparse_linear_tasks(n_samples=40, n_features=30, n_tasks=3, n_informative=4, seed=0)
-    return data.X, data.Y
+    return data.x, target_matrix(data)
 
 
 # -- soft-thresholding -----------------------------------------------------------

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from _toy_models import single_thread  # noqa: F401
 
 from mtl_course import losses as L
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gen(seed):
@@ -209,3 +210,11 @@ def test_successive_regularization_is_delta_times_squared_distance(device):
     assert L.successive_regularization(moved, snapshot, delta=1e-3).item() == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="2 parameters but 1 snapshots"):
         L.successive_regularization(moved, snapshot[:1], delta=1.0)
+
+
+def test_scaled_mse_is_the_mse_times_its_scale_and_keeps_the_masks() -> None:
+    pred, target = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([0.0, float("nan"), 1.0])
+    assert L.ScaledMSE(4.0)(pred, target).item() == pytest.approx(4.0 * (1.0 + 9.0) / 2)
+    mask = torch.tensor([True, True, False])
+    assert L.ScaledMSE(0.5)(pred, target, mask).item() == pytest.approx(0.5 * 1.0)
+    assert repr(L.ScaledMSE(100.0)) == "ScaledMSE(100)"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _toy_models import single_thread  # noqa: F401
 
 from mtl_course import metrics as M
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_accuracy_mse_mae_on_labelled_items(device):

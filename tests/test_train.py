@@ -7,12 +7,14 @@ import statistics
 
 import pytest
 import torch
-from _toy_models import ToyHardSharing, ToyNoRepresentation, single_thread  # noqa: F401
+from _toy_models import ToyHardSharing, ToyNoRepresentation
 
 from mtl_course.losses import cross_entropy, mse_loss
 from mtl_course.metrics import accuracy, mse
 from mtl_course.train import BestWeights, Task, TaskEarlyStopping, evaluate, fit, split_batch, tcdcn_criterion
 from mtl_course.weighting import available_methods, get_weighting
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TASKS = [Task("reg", mse_loss, {"mse": mse}), Task("cls", cross_entropy, {"accuracy": accuracy})]
 NAMES = ["reg", "cls"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _toy_models import ToyHardSharing, single_thread, toy_losses  # noqa: F401
+from _toy_models import ToyHardSharing, toy_losses
 
 from mtl_course.weighting import (
     EqualWeighting,
@@ -13,6 +13,8 @@ from mtl_course.weighting import (
     available_methods,
     get_weighting,
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TASKS = ["a", "b", "c"]
 GRADIENT_METHODS = ["mgda", "mgda_ub", "pcgrad", "cagrad", "imtl_g"]

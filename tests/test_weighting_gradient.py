@@ -7,13 +7,14 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from _toy_models import single_thread  # noqa: F401
 from scipy.optimize import minimize
 
 from mtl_course.weighting import MGDA, CAGrad, PCGrad
 from mtl_course.weighting.imtl import imtl_g_coefficients
 from mtl_course.weighting.mgda import gradient_normalizers, min_norm_element
 from mtl_course.weighting.pcgrad import pcgrad_coefficients
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _grads(n_tasks, dim, seed):

@@ -6,10 +6,12 @@ import math
 
 import pytest
 import torch
-from _toy_models import ToyHardSharing, single_thread, toy_losses  # noqa: F401
+from _toy_models import ToyHardSharing, toy_losses
 
 from mtl_course.weighting import DynamicWeightAverage, GradNorm, UncertaintyWeighting
 from mtl_course.weighting.gradnorm import gradnorm_loss
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TASKS = ["a", "b", "c"]
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import base64
-import statistics
-import time
+from collections.abc import Callable, Mapping
 
 import matplotlib
 
@@ -24,9 +23,26 @@ def pair():
     return make_conflicting_regressions(loss_scales=(1.0, 100.0), seed=0)
 
 
+def closed_form_retrain(problem: QuadraticTasks, epochs: int = 60) -> Callable:
+    """A stand-in for a training recipe: reports progress and returns the exact weighted optimum.
+
+    The widget only calls what it is given; the real recipe
+    (``experiments.loss_weighting.make_fit_retrainer``) is tested with the experiments.
+    """
+
+    def retrain(weights: Mapping[str, float], progress: Callable[[int, int], None]) -> np.ndarray:
+        for done in range(0, epochs + 1, epochs // 3):
+            progress(done, epochs)
+        return problem.weighted_optimum([weights[t] for t in problem.names])
+
+    return retrain
+
+
 @pytest.fixture()
 def tuner(pair) -> LossWeightTuner:
-    return LossWeightTuner.from_regressions(pair, epochs=60, device="cpu")
+    return LossWeightTuner.from_regressions(
+        pair, retrain=closed_form_retrain(QuadraticTasks.from_least_squares(pair.train))
+    )
 
 
 def test_raising_lambda_1_walks_down_l1_and_up_l2(tuner: LossWeightTuner) -> None:
@@ -99,12 +115,12 @@ def test_reset_restores_lambda_one_and_every_task(tuner: LossWeightTuner) -> Non
     assert tuner.values["lam_t0"] == 1.0
 
 
-def test_retraining_with_fit_reaches_the_closed_form(tuner: LossWeightTuner) -> None:
+def test_retrain_calls_the_injected_function_and_marks_its_result(tuner: LossWeightTuner) -> None:
     tuner.set(lam_t0=30.0, lam_t1=1.0)
     tuner.retrain_button.click()
     state = tuner.state
     assert state.retrained is not None
-    assert np.linalg.norm(state.retrained - state.w) < 1e-4
+    np.testing.assert_allclose(state.retrained, state.w)
     assert tuner.progress.value == tuner.progress.max == 60
     assert "retrained with fit" in tuner.summary
     tuner.set(lam_t0=50.0)  # other weights: the retrained point no longer applies
@@ -124,28 +140,33 @@ def test_one_task_and_three_tasks() -> None:
     assert tuner.retrain_button.disabled
     np.testing.assert_allclose(tuner.set(lam_a=100.0).state.w, [0.5, -0.5])
     three = make_conflicting_regressions(n_tasks=3, angle_deg=240.0, seed=1)
-    tuner3 = LossWeightTuner.from_regressions(three, epochs=10, device="cpu")
+    tuner3 = LossWeightTuner.from_regressions(three)
+    assert tuner3.retrain_button.disabled  # no retrain function given
     low = tuner3.set(lam_t2=0.01).state.losses[2]
     high = tuner3.set(lam_t2=100.0).state.losses[2]
     assert high < low
 
 
+def test_validation_errors_are_the_unscaled_mse(pair) -> None:
+    tuner = LossWeightTuner.from_regressions(pair)
+    w = np.array([0.2, -0.4])
+    x, y = pair.val.x.double().numpy(), {t: v.double().numpy()[:, 0] for t, v in pair.val.targets.items()}
+    np.testing.assert_allclose(tuner.val.losses(w), [np.mean((x @ w - y[t]) ** 2) for t in tuner.names], rtol=1e-9)
+    scaled = QuadraticTasks.from_least_squares(pair.val).losses(w)  # the training objective's scales (1, 100)
+    np.testing.assert_allclose(scaled, [1.0, 100.0] * tuner.val.losses(w), rtol=1e-9)
+
+
 def test_bad_construction_is_named(pair) -> None:
-    q = pair.quadratic()
+    q = QuadraticTasks.from_least_squares(pair.train)
     with pytest.raises(ValueError, match="identifiers"):
         LossWeightTuner(QuadraticTasks(("a b", "c"), q.A, q.centers, q.minima))
     with pytest.raises(ValueError, match="log10_range"):
         LossWeightTuner(q, log10_range=(1.0, 3.0))
-    other = make_conflicting_regressions(n_tasks=3, seed=0).quadratic()
+    other = QuadraticTasks.from_least_squares(make_conflicting_regressions(n_tasks=3, seed=0).train)
     with pytest.raises(ValueError, match="val must have the tasks"):
         LossWeightTuner(q, other)
 
 
-def test_slider_update_is_fast(tuner: LossWeightTuner) -> None:
-    """Median of 20 moves, including the PNG the view shows; budget 100 ms, generous bound for noisy CI."""
-    times = []
-    for v in np.logspace(-2, 2, 20):
-        start = time.process_time()
-        tuner.set(lam_t0=float(v))
-        times.append(time.process_time() - start)
-    assert statistics.median(times) < 0.25, f"median update {statistics.median(times) * 1e3:.0f} ms"
+def test_slider_update_is_fast(tuner: LossWeightTuner, assert_fast_moves: Callable) -> None:
+    """Median of 20 moves, including the PNG the view shows (see ``assert_fast_moves`` in conftest)."""
+    assert_fast_moves(lambda v: tuner.set(lam_t0=v), np.logspace(-2, 2, 20))

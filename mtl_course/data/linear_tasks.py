@@ -9,72 +9,72 @@ Lecture A1 compares separate lassos with the multi-task lasso on
 * :func:`load_linnerud_tasks`: scikit-learn's Linnerud data (Tenenhaus, 1998),
   three physiological targets of 20 men.
 
-All three return a :class:`LinearTasks`; :meth:`LinearTasks.split` makes a
+All three return :class:`~mtl_course.data.tasks.MultiTaskData`: inputs ``x``
+(n, p), one target vector (n,) per task, ``info["feature_names"]`` and, for
+the synthetic tasks, the noise-free targets in ``truth`` and the true
+coefficients (p, T) in ``info["coefficients"]``. :func:`target_matrix` gives
+the targets as the matrix ``Y`` (n, T) of the lecture, :func:`random_split` a
 seeded train/test split. scikit-learn is imported only inside the loaders.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from mtl_course.data.tasks import MultiTaskData
 
-@dataclass(frozen=True)
-class LinearTasks:
-    """Inputs ``X`` (n, p) shared by ``T`` regression tasks with targets ``Y`` (n, T).
 
-    ``coef`` (p, T) holds the true coefficients when the data are synthetic
-    (``None`` for real data).
+def target_matrix(data: MultiTaskData) -> np.ndarray:
+    """The targets as one matrix ``Y`` (n, T), a column per task in the order of ``data.tasks``.
+
+    The estimators of :mod:`mtl_course.linear` read ``X = data.x`` (n, p) and
+    this ``Y``: the one place where the per-task targets become a matrix.
+
+    >>> target_matrix(make_sparse_linear_tasks(n_samples=5, n_features=3, n_tasks=2, n_informative=1)).shape
+    (5, 2)
     """
+    return np.column_stack([np.asarray(data.targets[t]) for t in data.tasks])
 
-    X: np.ndarray
-    Y: np.ndarray
-    feature_names: tuple[str, ...]
-    task_names: tuple[str, ...]
-    coef: np.ndarray | None = None
 
-    def __post_init__(self) -> None:
-        if self.X.ndim != 2 or self.Y.ndim != 2 or self.X.shape[0] != self.Y.shape[0]:
-            raise ValueError(f"need X (n, p) and Y (n, T) with the same n, got {self.X.shape} and {self.Y.shape}")
-        if len(self.feature_names) != self.X.shape[1] or len(self.task_names) != self.Y.shape[1]:
-            raise ValueError(
-                f"{len(self.feature_names)} feature names for {self.X.shape[1]} columns of X, "
-                f"{len(self.task_names)} task names for {self.Y.shape[1]} columns of Y"
-            )
+def random_split(data: MultiTaskData, n_train: int, seed: int = 0) -> tuple[MultiTaskData, MultiTaskData]:
+    """A seeded random split into ``n_train`` training rows and the rest (``info`` is kept by both).
 
-    @property
-    def n_samples(self) -> int:
-        return self.X.shape[0]
+    >>> train, test = random_split(make_sparse_linear_tasks(n_samples=30, seed=0), 20, seed=1)
+    >>> train.n, test.n
+    (20, 10)
+    """
+    if not 0 < n_train < data.n:
+        raise ValueError(f"n_train must be between 1 and {data.n - 1}, got {n_train}")
+    order = np.random.default_rng(seed).permutation(data.n)
+    return data.take(order[:n_train]), data.take(order[n_train:])
 
-    @property
-    def y(self) -> np.ndarray:
-        """The target vector (n,) of a single-task data set."""
-        if self.Y.shape[1] != 1:
-            raise ValueError(f"y is defined for one task; this data set has tasks {list(self.task_names)}")
-        return self.Y[:, 0]
 
-    @property
-    def support(self) -> np.ndarray:
-        """Boolean (p, T) mask of the truly non-zero coefficients (synthetic data only)."""
-        if self.coef is None:
-            raise ValueError("the true support is known only for synthetic data (coef is None)")
-        return self.coef != 0
-
-    def split(self, n_train: int, seed: int = 0) -> tuple[LinearTasks, LinearTasks]:
-        """A seeded random split into ``n_train`` training rows and the rest.
-
-        >>> train, test = make_sparse_linear_tasks(n_samples=30, seed=0).split(20, seed=1)
-        >>> train.n_samples, test.n_samples
-        (20, 10)
-        """
-        if not 0 < n_train < self.n_samples:
-            raise ValueError(f"n_train must be between 1 and {self.n_samples - 1}, got {n_train}")
-        order = np.random.default_rng(seed).permutation(self.n_samples)
-        parts = order[:n_train], order[n_train:]
-        return tuple(  # type: ignore[return-value]
-            LinearTasks(self.X[rows], self.Y[rows], self.feature_names, self.task_names, self.coef) for rows in parts
+def _linear_tasks(
+    X: np.ndarray,
+    Y: np.ndarray,
+    feature_names: Sequence[str],
+    task_names: Sequence[str],
+    signal: np.ndarray | None = None,
+    coefficients: np.ndarray | None = None,
+) -> MultiTaskData:
+    """``X`` (n, p) and the columns of ``Y`` (and of the noise-free ``signal``) (n, T) as :class:`MultiTaskData`."""
+    if len(feature_names) != X.shape[1] or len(task_names) != Y.shape[1]:
+        raise ValueError(
+            f"{len(feature_names)} feature names for {X.shape[1]} columns of X, "
+            f"{len(task_names)} task names for {Y.shape[1]} columns of Y"
         )
+    info: dict[str, Any] = {"feature_names": tuple(feature_names)}
+    if coefficients is not None:
+        info["coefficients"] = coefficients
+    return MultiTaskData(
+        X,
+        {t: Y[:, k] for k, t in enumerate(task_names)},
+        truth=None if signal is None else {t: signal[:, k] for k, t in enumerate(task_names)},
+        info=info,
+    )
 
 
 def make_sparse_linear_tasks(
@@ -85,7 +85,7 @@ def make_sparse_linear_tasks(
     shared_support: bool = True,
     noise: float = 1.0,
     seed: int = 0,
-) -> LinearTasks:
+) -> MultiTaskData:
     r"""``n_tasks`` linear regression tasks on the same Gaussian inputs, with sparse true coefficients.
 
     :math:`X_{ij} \sim N(0, 1)` and :math:`Y = XB + \sigma E` with
@@ -100,10 +100,15 @@ def make_sparse_linear_tasks(
     features matter, not through equal coefficients); with ``False`` each
     task draws its own informative features (the assumption fails).
 
+    The tasks are named ``task 0``, ``task 1``, ...; ``truth`` holds
+    :math:`XB` per task and ``info["coefficients"]`` the matrix :math:`B`
+    (p, T).
+
     >>> data = make_sparse_linear_tasks(n_samples=20, n_features=8, n_tasks=3, n_informative=2, seed=0)
-    >>> data.X.shape, data.Y.shape, data.support.sum(axis=0).tolist()
+    >>> support = data.info["coefficients"] != 0
+    >>> data.x.shape, target_matrix(data).shape, support.sum(axis=0).tolist()
     ((20, 8), (20, 3), [2, 2, 2])
-    >>> bool((data.support == data.support[:, :1]).all())  # the same rows for every task
+    >>> bool((support == support[:, :1]).all())  # the same rows for every task
     True
     """
     if not 0 < n_informative <= n_features:
@@ -117,17 +122,19 @@ def make_sparse_linear_tasks(
         rows = shared if shared_support else rng.choice(n_features, n_informative, replace=False)
         coef[rows, t] = rng.choice([-1.0, 1.0], n_informative) * rng.uniform(0.5, 1.5, n_informative)
     X = rng.standard_normal((n_samples, n_features))
-    Y = X @ coef + noise * rng.standard_normal((n_samples, n_tasks))
-    return LinearTasks(
-        X=X,
-        Y=Y,
-        feature_names=tuple(f"x{j}" for j in range(n_features)),
-        task_names=tuple(f"task {t}" for t in range(n_tasks)),
-        coef=coef,
+    signal = X @ coef
+    Y = signal + noise * rng.standard_normal((n_samples, n_tasks))
+    return _linear_tasks(
+        X,
+        Y,
+        [f"x{j}" for j in range(n_features)],
+        [f"task {t}" for t in range(n_tasks)],
+        signal=signal,
+        coefficients=coef,
     )
 
 
-def load_diabetes_tasks() -> LinearTasks:
+def load_diabetes_tasks() -> MultiTaskData:
     """scikit-learn's diabetes data: 442 patients, 10 baseline variables, one task.
 
     The target is a quantitative measure of disease progression one year
@@ -138,16 +145,16 @@ def load_diabetes_tasks() -> LinearTasks:
     regression", *Annals of Statistics* 32(2), 2004, doi:10.1214/009053604000000067.
 
     >>> data = load_diabetes_tasks()
-    >>> data.X.shape, data.feature_names[:4], data.task_names
+    >>> data.x.shape, data.info["feature_names"][:4], data.tasks
     ((442, 10), ('age', 'sex', 'bmi', 'bp'), ('progression',))
     """
     from sklearn.datasets import load_diabetes
 
     bunch = load_diabetes()
-    return LinearTasks(bunch.data, bunch.target[:, None], tuple(bunch.feature_names), ("progression",))
+    return _linear_tasks(bunch.data, bunch.target[:, None], bunch.feature_names, ["progression"])
 
 
-def load_linnerud_tasks() -> LinearTasks:
+def load_linnerud_tasks() -> MultiTaskData:
     """scikit-learn's Linnerud data: 20 middle-aged men, 3 exercises → 3 physiological targets.
 
     Inputs: chin-ups, sit-ups and jumps; tasks: weight (lb), waist (in) and
@@ -156,10 +163,10 @@ def load_linnerud_tasks() -> LinearTasks:
     use leave-one-out cross-validation and read differences with care.
 
     >>> data = load_linnerud_tasks()
-    >>> data.X.shape, data.task_names
+    >>> data.x.shape, data.tasks
     ((20, 3), ('Weight', 'Waist', 'Pulse'))
     """
     from sklearn.datasets import load_linnerud
 
     bunch = load_linnerud()
-    return LinearTasks(bunch.data, bunch.target, tuple(bunch.feature_names), tuple(bunch.target_names))
+    return _linear_tasks(bunch.data, bunch.target, bunch.feature_names, bunch.target_names)

@@ -29,40 +29,12 @@ digits from the training pool, test pairs from the test pool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-TASKS = ("left", "right")
+from mtl_course.data.tasks import MultiTaskData
+
 DIGIT_SIZE = 8
-N_SOURCE_IMAGES = 1797
-
-
-@dataclass(frozen=True)
-class MultiDigitsData:
-    """Canvases ``x`` (n, 1, H, W) in [0, 1] and labels ``left``, ``right`` (n,) in 0..9.
-
-    ``left_index`` and ``right_index`` are the rows of ``load_digits()`` each
-    canvas was built from.
-    """
-
-    x: torch.Tensor
-    left: torch.Tensor
-    right: torch.Tensor
-    left_index: torch.Tensor
-    right_index: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def targets(self) -> dict[str, torch.Tensor]:
-        """``{"left": labels, "right": labels}``, the course's batch convention."""
-        return {"left": self.left, "right": self.right}
-
-    def flat(self) -> torch.Tensor:
-        """The canvases as vectors (n, H * W), the input of an MLP."""
-        return self.x.reshape(len(self), -1)
 
 
 def overlay(left: np.ndarray, right: np.ndarray, offset: int = 4) -> np.ndarray:
@@ -91,18 +63,27 @@ def load_multidigits(
     offset: int = 4,
     test_fraction: float = 0.3,
     seed: int = 0,
-) -> tuple[MultiDigitsData, MultiDigitsData]:
+    flat: bool = False,
+) -> tuple[MultiTaskData, MultiTaskData]:
     """Build ``n_train`` training and ``n_test`` test canvases from disjoint pools of ``load_digits``.
 
     Each canvas draws its two digits independently and uniformly (with
     replacement) from its pool, so the left and right labels are independent.
     The same ``seed`` gives the same canvases.
 
+    Returns ``(train, test)``, each a :class:`~mtl_course.data.tasks.MultiTaskData`
+    with canvases ``x`` (n, 1, H, W) in [0, 1] (``flat=True``: vectors
+    (n, H * W), the input of an MLP), the targets ``left`` and ``right``
+    (n,) in 0..9, and in ``info`` the rows of ``load_digits()`` each canvas
+    was built from (``left_index``, ``right_index``).
+
     >>> train, test = load_multidigits(n_train=6, n_test=3, seed=0)
-    >>> tuple(train.x.shape), tuple(test.x.shape), sorted(train.targets())
-    ((6, 1, 12, 12), (3, 1, 12, 12), ['left', 'right'])
+    >>> tuple(train.x.shape), tuple(test.x.shape), train.tasks
+    ((6, 1, 12, 12), (3, 1, 12, 12), ('left', 'right'))
     >>> float(train.x.min()) >= 0.0 and float(train.x.max()) <= 1.0
     True
+    >>> tuple(load_multidigits(n_train=6, n_test=3, seed=0, flat=True)[0].x.shape)
+    (6, 144)
     """
     from sklearn.datasets import load_digits
 
@@ -118,16 +99,14 @@ def load_multidigits(
     n_test_pool = int(round(test_fraction * len(images)))
     pools = {"train": order[n_test_pool:], "test": order[:n_test_pool]}
 
-    def build(pool: np.ndarray, n: int) -> MultiDigitsData:
+    def build(pool: np.ndarray, n: int) -> MultiTaskData:
         left = rng.choice(pool, size=n)
         right = rng.choice(pool, size=n)
-        canvas = overlay(images[left], images[right], offset)
-        return MultiDigitsData(
-            x=torch.from_numpy(canvas).unsqueeze(1),
-            left=torch.from_numpy(labels[left]),
-            right=torch.from_numpy(labels[right]),
-            left_index=torch.from_numpy(left),
-            right_index=torch.from_numpy(right),
+        canvas = torch.from_numpy(overlay(images[left], images[right], offset))
+        return MultiTaskData(
+            canvas.reshape(n, -1) if flat else canvas.unsqueeze(1),
+            {"left": torch.from_numpy(labels[left]), "right": torch.from_numpy(labels[right])},
+            info={"left_index": torch.from_numpy(left), "right_index": torch.from_numpy(right)},
         )
 
     return build(pools["train"], n_train), build(pools["test"], n_test)

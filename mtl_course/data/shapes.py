@@ -18,32 +18,11 @@ generated from a seed; nothing is downloaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from mtl_course.data.tasks import MultiTaskData
+
 SHAPE_NAMES = ("disc", "square")
-
-
-@dataclass(frozen=True)
-class ShapesData:
-    """Images ``x`` (n, 1, size, size), masks ``mask`` (n, size, size) in {0, 1},
-    ``diagnosis`` (n,) in {0: small, 1: large} and ``shape`` (n,) in {0: disc, 1: square}."""
-
-    x: torch.Tensor
-    mask: torch.Tensor
-    diagnosis: torch.Tensor
-    shape: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def targets(self) -> dict[str, torch.Tensor]:
-        """The targets as ``{task: tensor}``, the course's batch convention."""
-        return {"segmentation": self.mask, "diagnosis": self.diagnosis}
-
-    def subset(self, index: slice | torch.Tensor) -> ShapesData:
-        return ShapesData(self.x[index], self.mask[index], self.diagnosis[index], self.shape[index])
 
 
 def make_shapes(
@@ -53,22 +32,28 @@ def make_shapes(
     radius: tuple[float, float] = (2.5, 5.0),
     large_area: int = 42,
     seed: int = 0,
-) -> ShapesData:
+) -> MultiTaskData:
     """Generate ``n`` noisy images with one disc or square lesion each.
 
-    ``diagnosis`` is 1 when the lesion covers more than ``large_area``
-    pixels (the default splits the default size range about in half).
+    Returns :class:`~mtl_course.data.tasks.MultiTaskData` with images ``x``
+    ``(n, 1, size, size)`` and two targets: ``segmentation``, the lesion mask
+    ``(n, size, size)`` in {0, 1}, and ``diagnosis`` ``(n,)``, 1 when the
+    lesion covers more than ``large_area`` pixels (the default splits the
+    default size range about in half). ``info["shape"]`` ``(n,)`` holds the
+    nuisance label, 0 for a disc and 1 for a square (:data:`SHAPE_NAMES`);
+    like all of ``info`` it is not subset by :meth:`MultiTaskData.take`.
 
     A disc of radius ``r`` holds the pixels with ``‖p − c‖₂ ≤ r``; a square of
     the same area holds those with ``‖p − c‖_∞ ≤ r·√π/2``, so the two classes
     cannot be told apart by brightness alone.
 
     >>> data = make_shapes(4, size=12, seed=0)
-    >>> tuple(data.x.shape), tuple(data.mask.shape), data.shape.tolist()
-    ((4, 1, 12, 12), (4, 12, 12), [0, 1, 1, 0])
-    >>> bool(torch.equal(data.diagnosis, (data.mask.sum((1, 2)) > 42).long()))
+    >>> mask, diagnosis = data.targets["segmentation"], data.targets["diagnosis"]
+    >>> data.tasks, tuple(data.x.shape), tuple(mask.shape), data.info["shape"].tolist()
+    (('segmentation', 'diagnosis'), (4, 1, 12, 12), (4, 12, 12), [0, 1, 1, 0])
+    >>> bool(torch.equal(diagnosis, (mask.sum((1, 2)) > 42).long()))
     True
-    >>> bool(((data.mask == 0) | (data.mask == 1)).all())
+    >>> bool(((mask == 0) | (mask == 1)).all())
     True
     """
     if n < 1 or size < 8:
@@ -90,4 +75,4 @@ def make_shapes(
     mask = torch.where(shape[:, None, None] == 1, square, disc).long()
     x = mask.float() + noise * torch.randn(n, size, size, generator=g)
     diagnosis = (mask.sum((1, 2)) > large_area).long()
-    return ShapesData(x.unsqueeze(1), mask, diagnosis, shape)
+    return MultiTaskData(x.unsqueeze(1), {"segmentation": mask, "diagnosis": diagnosis}, info={"shape": shape})

@@ -38,7 +38,7 @@ r"""Seeded regression toys for loss weighting (lecture A6): a scale-mismatched a
   is best for all. Each task's loss can be multiplied by a ``loss_scale``
   :math:`s_i` (e.g. a loss summed over 100 outputs instead of averaged), which
   makes the pair scale-mismatched as well. Its least-squares losses are exactly
-  :class:`QuadraticTasks` (:meth:`ConflictingRegressions.quadratic`).
+  :class:`QuadraticTasks` (:meth:`QuadraticTasks.from_least_squares`).
 
 *Stands in for* heterogeneous medical-imaging losses, e.g. a landmark error in
 squared pixels next to a cross-entropy in nats, or two read-outs that pull a
@@ -49,40 +49,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch import nn
 
-from mtl_course.losses import mse_loss
-from mtl_course.metrics import mse
+from mtl_course.data.tasks import MultiTaskData
+
+
+class TrainVal(NamedTuple):
+    """A training and a validation split of one toy, each a :class:`~mtl_course.data.tasks.MultiTaskData`."""
+
+    train: MultiTaskData
+    val: MultiTaskData
 
 
 # -- the GradNorm toy ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class TaskSplit:
-    """Inputs ``x`` (n, d) shared by every task and one target tensor per task."""
-
-    x: torch.Tensor
-    targets: dict[str, torch.Tensor]
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-
-@dataclass(frozen=True)
-class GradNormToy:
-    """Training and validation splits of the GradNorm toy and its scales ``sigmas`` (one per task)."""
-
-    train: TaskSplit
-    val: TaskSplit
-    sigmas: tuple[float, ...]
-
-    @property
-    def tasks(self) -> list[str]:
-        return list(self.train.targets)
-
-
 def gradnorm_toy_function(x: torch.Tensor, B: torch.Tensor, eps: torch.Tensor, sigma: float) -> torch.Tensor:
     """``f(x) = sigma * tanh((B + eps) x)`` for a batch ``x`` (n, d_in); ``B``, ``eps`` are (d_out, d_in).
 
@@ -107,16 +89,18 @@ def make_gradnorm_toy(
     b_std: float = 10.0,
     eps_std: float = 3.5,
     seed: int = 0,
-) -> GradNormToy:
+) -> TrainVal:
     """The GradNorm toy with one task per entry of ``sigmas`` (tasks ``t0, t1, ...``).
 
-    Targets are ``(n, out_features)``. ``B`` has entries ``N(0, b_std^2)``,
-    each ``eps_i`` entries ``N(0, eps_std^2)``; inputs are uniform on
-    ``[-1, 1]^in_features`` scaled to unit norm.
+    Targets are ``(n, out_features)`` and noise-free (so ``truth`` is not
+    kept separately). ``B`` has entries ``N(0, b_std^2)``, each ``eps_i``
+    entries ``N(0, eps_std^2)``; inputs are uniform on
+    ``[-1, 1]^in_features`` scaled to unit norm. ``info`` holds ``sigmas``,
+    ``B`` and ``eps`` (T, out_features, in_features).
 
     >>> toy = make_gradnorm_toy([1.0, 100.0], n_train=8, n_val=4, seed=0)
-    >>> toy.tasks, tuple(toy.train.x.shape), tuple(toy.train.targets["t1"].shape)
-    (['t0', 't1'], (8, 250), (8, 100))
+    >>> toy.train.tasks, tuple(toy.train.x.shape), tuple(toy.train.targets["t1"].shape), toy.val.info["sigmas"]
+    (('t0', 't1'), (8, 250), (8, 100), (1.0, 100.0))
     >>> bool(toy.train.targets["t1"].abs().max() <= 100.0)
     True
     """
@@ -129,16 +113,18 @@ def make_gradnorm_toy(
     B = b_std * torch.randn(out_features, in_features, generator=g)
     eps = eps_std * torch.randn(len(sigmas), out_features, in_features, generator=g)
 
-    def split(n: int) -> TaskSplit:
+    info = {"sigmas": sigmas, "B": B, "eps": eps}
+
+    def split(n: int) -> MultiTaskData:
         x = 2 * torch.rand(n, in_features, generator=g) - 1
         x = x / x.norm(dim=1, keepdim=True)
         targets = {
             t: gradnorm_toy_function(x, B, eps[i], s)
             for i, (t, s) in enumerate(zip(task_names(len(sigmas)), sigmas, strict=True))
         }
-        return TaskSplit(x, targets)
+        return MultiTaskData(x, targets, info=info)
 
-    return GradNormToy(split(n_train), split(n_val), sigmas)
+    return TrainVal(split(n_train), split(n_val))
 
 
 # -- quadratic tasks -----------------------------------------------------------------------
@@ -171,6 +157,32 @@ class QuadraticTasks:
                 f"for {T} tasks need A (T, d, d), centers (T, d), minima (T,); got {self.A.shape}, "
                 f"{self.centers.shape}, {self.minima.shape}"
             )
+
+    @classmethod
+    def from_least_squares(cls, data: MultiTaskData, loss_scales: Sequence[float] | None = None) -> QuadraticTasks:
+        r"""The exact quadratics of the scaled least-squares losses of a shared linear model on ``data``.
+
+        For inputs :math:`X` (n, d), targets :math:`y_i` (n, 1) and the loss
+        scales :math:`s_i` (``loss_scales``; by default those of
+        ``data.info["loss_scales"]``, or 1 where ``info`` has none),
+
+        .. math:: s_i \tfrac{1}{n}\|Xw - y_i\|^2 = (w - c_i)^\top A_i (w - c_i) + m_i
+
+        with :math:`A_i = s_i X^\top X / n`, :math:`c_i` the least-squares
+        solution and :math:`m_i` :math:`s_i` times its mean squared residual.
+        """
+        X = torch.as_tensor(data.x).double().numpy()
+        n = X.shape[0]
+        gram = X.T @ X / n
+        scales = data.info.get("loss_scales", (1.0,) * len(data.tasks)) if loss_scales is None else loss_scales
+        A, centers, minima = [], [], []
+        for task, s in zip(data.tasks, scales, strict=True):
+            y = torch.as_tensor(data.targets[task]).double().numpy()[:, 0]
+            c = np.linalg.lstsq(X, y, rcond=None)[0]
+            A.append(s * gram)
+            centers.append(c)
+            minima.append(s * float(np.mean((X @ c - y) ** 2)))
+        return cls(data.tasks, np.stack(A), np.stack(centers), np.array(minima))
 
     @property
     def n_tasks(self) -> int:
@@ -234,84 +246,6 @@ class QuadraticTasks:
 
 
 # -- the conflicting pair -------------------------------------------------------------------
-class ScaledMSE:
-    """``s * MSE``: the loss of one task of :class:`ConflictingRegressions` (picklable, unlike a lambda).
-
-    >>> ScaledMSE(100.0)(torch.ones(2, 1), torch.zeros(2, 1)).item()
-    100.0
-    """
-
-    def __init__(self, scale: float = 1.0) -> None:
-        self.scale = float(scale)
-
-    def __call__(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.scale * mse_loss(pred, target, mask)
-
-    def __repr__(self) -> str:
-        return f"ScaledMSE({self.scale:g})"
-
-
-@dataclass(frozen=True)
-class ConflictingRegressions:
-    """``T`` linear regressions on shared inputs ``x`` (n, d) with opposed true coefficients.
-
-    ``coefficients`` (T, d) are the true ``a_i`` (``y_i = x a_i + noise``);
-    ``loss_scales`` the factors ``s_i`` of each task's loss
-    ``L_i(w) = s_i * mean((x w - y_i)^2)``. Targets are (n, 1), the shape of
-    the shared linear model's output.
-    """
-
-    train: TaskSplit
-    val: TaskSplit
-    coefficients: np.ndarray
-    loss_scales: tuple[float, ...]
-
-    @property
-    def tasks(self) -> list[str]:
-        return list(self.train.targets)
-
-    def quadratic(self, split: str = "train") -> QuadraticTasks:
-        """The exact :class:`QuadraticTasks` of the scaled least-squares losses on ``split``.
-
-        ``s_i mean((Xw - y_i)^2) = (w - c_i)^T A_i (w - c_i) + m_i`` with
-        ``A_i = s_i X^T X / n``, ``c_i`` the least-squares solution and ``m_i``
-        ``s_i`` times its mean squared residual.
-        """
-        data = {"train": self.train, "val": self.val}[split]
-        X = data.x.double().numpy()
-        n = X.shape[0]
-        gram = X.T @ X / n
-        A, centers, minima = [], [], []
-        for task, s in zip(self.tasks, self.loss_scales, strict=True):
-            y = data.targets[task].double().numpy()[:, 0]
-            c = np.linalg.lstsq(X, y, rcond=None)[0]
-            A.append(s * gram)
-            centers.append(c)
-            minima.append(s * float(np.mean((X @ c - y) ** 2)))
-        return QuadraticTasks(tuple(self.tasks), np.stack(A), np.stack(centers), np.array(minima))
-
-    def task_specs(self):
-        """One :class:`mtl_course.train.Task` per task: the scaled MSE, and the unscaled MSE as metric."""
-        from mtl_course.train import Task
-
-        return [Task(t, ScaledMSE(s), {"mse": mse}) for t, s in zip(self.tasks, self.loss_scales, strict=True)]
-
-    def model(self, init: Sequence[float] | None = None):
-        """The shared linear model ``x -> x^T w`` for every task, as a :class:`~mtl_course.models.HardSharing`.
-
-        The trunk is one bias-free ``nn.Linear(d, 1)`` (all the parameters,
-        shared); the heads are identities. ``init`` sets ``w``.
-        """
-        from mtl_course.models import HardSharing
-
-        d = self.coefficients.shape[1]
-        trunk = nn.Linear(d, 1, bias=False)
-        if init is not None:
-            with torch.no_grad():
-                trunk.weight.copy_(torch.as_tensor(np.asarray(init, dtype=np.float32)).reshape(1, d))
-        return HardSharing(trunk, {t: nn.Identity() for t in self.tasks})
-
-
 def make_conflicting_regressions(
     n_train: int = 200,
     n_val: int = 200,
@@ -322,7 +256,7 @@ def make_conflicting_regressions(
     anisotropy: float = 3.0,
     noise: float = 0.3,
     seed: int = 0,
-) -> ConflictingRegressions:
+) -> TrainVal:
     """Two (or more) regressions on shared 2-D inputs whose true coefficients are ``angle_deg`` apart.
 
     The true coefficient vectors ``a_i`` have length ``radius`` and directions
@@ -330,12 +264,20 @@ def make_conflicting_regressions(
     two tasks: ``+-angle_deg / 2``). Inputs are Gaussian with standard
     deviations ``(1, 1/sqrt(anisotropy))`` in a frame rotated by 30 degrees,
     so the loss bowls are elongated; targets ``y_i = x a_i + noise * N(0, 1)``.
-    ``loss_scales`` (default all 1) multiply each task's mean squared error.
+    ``loss_scales`` (default all 1) multiply each task's mean squared error
+    (see :class:`mtl_course.losses.ScaledMSE`).
+
+    Both splits hold inputs ``x`` (n, 2), targets (n, 1) (the shape of the
+    shared linear model's output), the noise-free ``truth`` :math:`x a_i`,
+    and in ``info`` the true ``coefficients`` :math:`a_i` (T, 2) and the
+    ``loss_scales``. :meth:`QuadraticTasks.from_least_squares` gives a
+    split's exact loss quadratics.
 
     >>> pair = make_conflicting_regressions(seed=0)
-    >>> pair.tasks, pair.loss_scales
-    (['t0', 't1'], (1.0, 1.0))
-    >>> round(float(np.degrees(np.arccos(pair.coefficients[0] @ pair.coefficients[1]))), 1)
+    >>> pair.train.tasks, pair.train.info["loss_scales"]
+    (('t0', 't1'), (1.0, 1.0))
+    >>> a = pair.train.info["coefficients"]
+    >>> round(float(np.degrees(np.arccos(a[0] @ a[1]))), 1)
     150.0
     """
     if n_tasks < 1:
@@ -351,12 +293,17 @@ def make_conflicting_regressions(
     mixing = rotation @ np.diag([1.0, 1.0 / np.sqrt(anisotropy)])
     rng = np.random.default_rng(seed)
 
-    def split(n: int) -> TaskSplit:
-        x = rng.standard_normal((n, 2)) @ mixing.T
-        targets = {
-            t: torch.from_numpy((x @ a + noise * rng.standard_normal(n))[:, None].astype(np.float32))
-            for t, a in zip(task_names(n_tasks), coefficients, strict=True)
-        }
-        return TaskSplit(torch.from_numpy(x.astype(np.float32)), targets)
+    names = task_names(n_tasks)
+    info = {"coefficients": coefficients, "loss_scales": scales}
 
-    return ConflictingRegressions(split(n_train), split(n_val), coefficients, scales)
+    def column(values: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(values[:, None].astype(np.float32))
+
+    def split(n: int) -> MultiTaskData:
+        x = rng.standard_normal((n, 2)) @ mixing.T
+        signal = {t: x @ a for t, a in zip(names, coefficients, strict=True)}
+        targets = {t: column(signal[t] + noise * rng.standard_normal(n)) for t in names}
+        truth = {t: column(v) for t, v in signal.items()}
+        return MultiTaskData(torch.from_numpy(x.astype(np.float32)), targets, truth=truth, info=info)
+
+    return TrainVal(split(n_train), split(n_val))

@@ -2,9 +2,13 @@ r"""Every weighting method of :mod:`mtl_course.weighting` on three small problem
 
 * :func:`conflicting_pair_experiment` -- the conflicting (and optionally
   scale-mismatched) pair of :func:`~mtl_course.data.toy_regression.make_conflicting_regressions`:
-  one shared linear model, full-batch gradient descent from one starting
-  point; returns each method's trajectory in parameter space, so a figure can
-  show where on the Pareto front each method lands.
+  one shared linear model (:func:`shared_linear_model`, trained on the
+  :func:`conflicting_pair_tasks`), full-batch gradient descent from one
+  starting point; returns each method's trajectory in parameter space, so a
+  figure can show where on the Pareto front each method lands.
+  :func:`make_fit_retrainer` is the same recipe for fixed weights: the
+  retrain function the loss-weight tuner
+  (:class:`~mtl_course.widgets.loss_weights.LossWeightTuner`) receives.
 * :func:`gradnorm_toy_experiment` -- the scale-mismatched toy of GradNorm
   (Chen et al., ICML 2018, arXiv 1711.02257, Section 4), scored as in the
   paper by the sum of the test-loss ratios :math:`\sum_i L_i(t)/L_i(0)`
@@ -14,31 +18,31 @@ r"""Every weighting method of :mod:`mtl_course.weighting` on three small problem
   hard sharing, test accuracy per task, against single-task networks.
 
 All training goes through :func:`mtl_course.train.fit`; every run is seeded
-and returns plain numbers in a pandas DataFrame (one row per seed and method).
+and returns plain numbers in a pandas DataFrame (one row per seed and method;
+the single-task baseline is the condition :data:`~mtl_course.experiments.labels.STL`).
 :data:`DEFAULT_HYPER` holds the hyper-parameters the lecture uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
-from mtl_course.data.loaders import TensorLoader
 from mtl_course.data.multidigits import load_multidigits
-from mtl_course.data.toy_regression import ConflictingRegressions, make_gradnorm_toy
+from mtl_course.data.tasks import MultiTaskData
+from mtl_course.data.toy_regression import QuadraticTasks, TrainVal, make_gradnorm_toy
 from mtl_course.device import get_device
-from mtl_course.losses import cross_entropy, mse_loss
-from mtl_course.metrics import accuracy
+from mtl_course.experiments.labels import STL
+from mtl_course.losses import ScaledMSE, cross_entropy, mse_loss
+from mtl_course.metrics import accuracy, mse
 from mtl_course.models import HardSharing, SingleTask
-from mtl_course.train import Callback, Task, TrainState, evaluate, fit
-from mtl_course.weighting import WeightingMethod, available_methods, get_weighting
-
-#: Name of the single-task baseline in the result tables (not a weighting method).
-SINGLE_TASK = "single-task"
+from mtl_course.train import Callback, Recorder, Task, TrainState, evaluate, fit
+from mtl_course.weighting import WeightingMethod, get_weighting
 
 #: Hyper-parameters used unless a call overrides them. GradNorm's asymmetry
 #: ``alpha = 0.12`` is the paper's value for its toy (Section 4).
@@ -75,19 +79,40 @@ def make_method(
     return get_weighting(name, list(tasks), **kw)
 
 
-class ParameterRecorder(Callback):
-    """Records a flat copy of ``model.shared_parameters()`` after every epoch (for trajectories)."""
+def conflicting_pair_tasks(data: MultiTaskData) -> list[Task]:
+    """One :class:`~mtl_course.train.Task` per task of the conflicting pair: the scaled MSE, the plain MSE as metric.
 
-    def __init__(self, initial: np.ndarray) -> None:
-        self.path: list[np.ndarray] = [np.asarray(initial, dtype=float)]
+    The loss of task ``i`` is ``ScaledMSE(s_i)`` with the scales of
+    ``data.info["loss_scales"]``
+    (:func:`~mtl_course.data.toy_regression.make_conflicting_regressions`).
+    """
+    scales = data.info["loss_scales"]
+    return [Task(t, ScaledMSE(s), {"mse": mse}) for t, s in zip(data.tasks, scales, strict=True)]
 
-    def on_epoch_end(self, state: TrainState) -> None:
-        flat = torch.cat([p.detach().reshape(-1).double().cpu() for p in state.model.shared_parameters()])
-        self.path.append(flat.numpy())
+
+def shared_linear_model(tasks: Sequence[str], dim: int, init: Sequence[float] | None = None) -> HardSharing:
+    """The shared linear model ``x -> x^T w`` for every task, as a :class:`~mtl_course.models.HardSharing`.
+
+    The trunk is one bias-free ``nn.Linear(dim, 1)`` (all the parameters,
+    shared); the heads are identities. ``init`` sets ``w``.
+
+    >>> shared_linear_model(["t0", "t1"], 2, init=[1.0, -1.0])(torch.tensor([[2.0, 1.0]]))["t1"].item()
+    1.0
+    """
+    trunk = nn.Linear(dim, 1, bias=False)
+    if init is not None:
+        with torch.no_grad():
+            trunk.weight.copy_(torch.as_tensor(np.asarray(init, dtype=np.float32)).reshape(1, dim))
+    return HardSharing(trunk, {t: nn.Identity() for t in tasks})
+
+
+def _shared_vector(model: nn.Module) -> np.ndarray:
+    """The shared parameters of ``model`` as one flat float64 vector ``w``."""
+    return torch.cat([p.detach().reshape(-1).double().cpu() for p in model.shared_parameters()]).numpy()
 
 
 def conflicting_pair_experiment(
-    pair: ConflictingRegressions,
+    pair: TrainVal,
     methods: Sequence[str],
     init: Sequence[float] = (0.0, -1.0),
     steps: int = 60,
@@ -101,23 +126,24 @@ def conflicting_pair_experiment(
     Plain gradient descent (no momentum, no Adam) keeps the geometry of each
     method visible: the step is the method's combined gradient times ``lr``.
     ``fixed`` uses ``lambda_i = 1 / L_i(init)`` (normalising each loss by its
-    starting value).
+    starting value). Row 0 of a path is the starting point (``init`` in
+    float32, the model's precision).
     """
     device = get_device() if device is None else torch.device(device)
-    quad = pair.quadratic("train")
-    start = quad.losses(np.asarray(init, dtype=float))
-    fixed = {t: 1.0 / float(v) for t, v in zip(pair.tasks, start, strict=True)}
-    loader = TensorLoader(pair.train.x, pair.train.targets, shuffle=False, device=device)
+    data = pair.train
+    start = QuadraticTasks.from_least_squares(data).losses(np.asarray(init, dtype=float))
+    fixed = {t: 1.0 / float(v) for t, v in zip(data.tasks, start, strict=True)}
+    loader = data.loader(shuffle=False, device=device)
     paths = {}
     for name in methods:
         torch.manual_seed(seed)
-        model = pair.model(init=init)
-        method = make_method(name, pair.tasks, seed=seed, hyper=hyper, fixed_weights=fixed)
+        model = shared_linear_model(data.tasks, data.x.shape[1], init=init)
+        method = make_method(name, data.tasks, seed=seed, hyper=hyper, fixed_weights=fixed)
         optimizer = torch.optim.SGD([*model.parameters(), *method.parameters()], lr=lr)
-        recorder = ParameterRecorder(np.asarray(init, dtype=float))
+        recorder = Recorder(_shared_vector)
         fit(
             model,
-            pair.task_specs(),
+            conflicting_pair_tasks(data),
             method,
             loader,
             epochs=steps,
@@ -126,8 +152,61 @@ def conflicting_pair_experiment(
             callbacks=[recorder],
             progress=False,
         )
-        paths[name] = np.stack(recorder.path)
+        paths[name] = np.stack(recorder.values)
     return paths
+
+
+class _ReportProgress(Callback):
+    """Calls ``report(epoch, epochs)`` about twenty times during training (for a progress bar)."""
+
+    def __init__(self, report: Callable[[int, int], None], epochs: int) -> None:
+        self.report, self.epochs = report, epochs
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if state.epoch % max(self.epochs // 20, 1) == 0 or state.epoch == self.epochs:
+            self.report(state.epoch, self.epochs)
+
+
+def make_fit_retrainer(
+    pair: TrainVal, epochs: int = 200, device: torch.device | str | None = None
+) -> Callable[[Mapping[str, float], Callable[[int, int], None]], np.ndarray]:
+    r"""The retrain function of the loss-weight tuner: fixed weights, full-batch gradient descent with ``fit``.
+
+    ``retrain(weights, progress)`` trains :func:`shared_linear_model` from
+    :math:`w = 0` on ``pair.train`` with the fixed weights
+    (:class:`~mtl_course.weighting.FixedWeighting`) for ``epochs`` steps,
+    reports ``progress(done, epochs)``, and returns the final :math:`w`. The
+    weighted loss is the quadratic :math:`\sum_i \lambda_i L_i`; gradient
+    descent with step :math:`1 / \lambda_{\max}(H)`, where
+    :math:`H = 2 \sum_i \lambda_i A_i` is its Hessian, converges to the
+    closed-form optimum linearly.
+    """
+    data = pair.train
+    quad = QuadraticTasks.from_least_squares(data)
+    tasks = conflicting_pair_tasks(data)
+
+    def retrain(weights: Mapping[str, float], progress: Callable[[int, int], None]) -> np.ndarray:
+        lam = np.array([weights[t] for t in quad.names], dtype=float)
+        hessian = 2 * np.einsum("t,tij->ij", lam, quad.A)
+        step = 1.0 / float(np.linalg.eigvalsh(hessian).max())
+        model = shared_linear_model(data.tasks, quad.dim, init=np.zeros(quad.dim))
+        method = get_weighting("fixed", list(data.tasks), weights={t: float(weights[t]) for t in data.tasks})
+        optimizer = torch.optim.SGD(model.parameters(), lr=step)
+        progress(0, epochs)
+        fit(
+            model,
+            tasks,
+            method,
+            data.loader(shuffle=False),
+            epochs=epochs,
+            optimizer=optimizer,
+            device=device,
+            callbacks=[_ReportProgress(progress, epochs)],
+            progress=False,
+        )
+        return _shared_vector(model)
+
+    return retrain
 
 
 def gradnorm_toy_experiment(
@@ -158,10 +237,10 @@ def gradnorm_toy_experiment(
         toy = make_gradnorm_toy(
             sigmas, n_train=n_train, n_val=n_val, in_features=in_features, out_features=out_features, seed=seed
         )
-        names = toy.tasks
+        names = list(toy.train.tasks)
         specs = [Task(t, mse_loss) for t in names]
-        train = TensorLoader(toy.train.x, toy.train.targets, shuffle=False, device=device)
-        val = TensorLoader(toy.val.x, toy.val.targets, shuffle=False, device=device)
+        train = toy.train.loader(shuffle=False, device=device)
+        val = toy.val.loader(shuffle=False, device=device)
         for name in methods:
             torch.manual_seed(seed)
             model = HardSharing.mlp(in_features, list(hidden), dict.fromkeys(names, out_features)).to(device)
@@ -192,7 +271,7 @@ def multidigits_experiment(
     hyper: Mapping[str, Mapping[str, Any]] | None = None,
     device: torch.device | str | None = None,
 ) -> pd.DataFrame:
-    """Test accuracy on MultiDigits for each method (hard sharing) and, with ``single_task``, for STL.
+    """Test accuracy on MultiDigits for each method (hard sharing) and, with ``single_task``, for :data:`STL`.
 
     The model is ``HardSharing.mlp(144, hidden, {"left": 10, "right": 10})``
     (STL: ``SingleTask.mlp`` with the same widths per task), trained with Adam
@@ -204,21 +283,19 @@ def multidigits_experiment(
     tasks = ["left", "right"]
     specs = [Task(t, cross_entropy, {"accuracy": accuracy}) for t in tasks]
     rows = []
-    arms = ([SINGLE_TASK] if single_task else []) + list(methods)
+    conditions = ([STL] if single_task else []) + list(methods)
     for seed in seeds:
-        train, test = load_multidigits(n_train=n_train, n_test=n_test, seed=seed)
-        x_train, x_test = train.flat(), test.flat()
-        for name in arms:
+        train, test = load_multidigits(n_train=n_train, n_test=n_test, seed=seed, flat=True)
+        n_inputs = train.x.shape[1]
+        for name in conditions:
             torch.manual_seed(seed)
-            loader = TensorLoader(
-                x_train, train.targets(), batch_size=batch_size, shuffle=True, seed=seed, device=device
-            )
-            test_loader = TensorLoader(x_test, test.targets(), shuffle=False, device=device)
-            if name == SINGLE_TASK:
-                model = SingleTask.mlp(x_train.shape[1], list(hidden), dict.fromkeys(tasks, 10))
+            loader = train.loader(batch_size, shuffle=True, seed=seed, device=device)
+            test_loader = test.loader(shuffle=False, device=device)
+            if name == STL:
+                model = SingleTask.mlp(n_inputs, list(hidden), dict.fromkeys(tasks, 10))
                 method = make_method("equal", tasks)
             else:
-                model = HardSharing.mlp(x_train.shape[1], list(hidden), dict.fromkeys(tasks, 10))
+                model = HardSharing.mlp(n_inputs, list(hidden), dict.fromkeys(tasks, 10))
                 method = make_method(
                     name,
                     tasks,
@@ -235,29 +312,6 @@ def multidigits_experiment(
             row.update({f"{t}_loss": result[f"{t}/val_loss"] for t in tasks})
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-def mean_sd_table(results: pd.DataFrame, columns: Sequence[str], digits: int = 3, by: str = "method") -> pd.DataFrame:
-    """``"mean ± sd"`` (sample sd over seeds) of ``columns`` per ``by``, in first-seen order.
-
-    >>> df = pd.DataFrame({"method": ["a", "a", "b", "b"], "x": [1.0, 3.0, 2.0, 2.0]})
-    >>> mean_sd_table(df, ["x"], digits=1).to_dict()
-    {'x': {'a': '2.0 ± 1.4', 'b': '2.0 ± 0.0'}}
-    """
-    order = list(dict.fromkeys(results[by]))
-    grouped = results.groupby(by, sort=False)[list(columns)]
-    mean, sd = grouped.mean(), grouped.std(ddof=1)
-    table = pd.DataFrame(
-        {c: [f"{mean.loc[m, c]:.{digits}f} ± {sd.loc[m, c]:.{digits}f}" for m in order] for c in columns},
-        index=order,
-    )
-    table.index.name = by
-    return table
-
-
-def all_methods() -> list[str]:
-    """Every registered weighting method (:func:`mtl_course.weighting.available_methods`)."""
-    return available_methods()
 
 
 def pareto_stationarity(gradients: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Loss weighting and gradient methods behind one interface.
+r"""Loss weighting and gradient methods behind one interface.
 
 Every method is a :class:`WeightingMethod`: build it with
 ``get_weighting(name, tasks, **hyper)`` and call
@@ -9,7 +9,7 @@ Every method is a :class:`WeightingMethod`: build it with
 ========================  ===============================================================
 name                      method
 ========================  ===============================================================
-``equal``, ``fixed``      ``sum_i lambda_i L_i`` with ``lambda = 1`` or hand-set
+``equal``, ``fixed``      :math:`\sum_i \lambda_i L_i` with :math:`\lambda_i = 1` or hand-set
 ``rlw``                   random loss weighting (Lin et al., TMLR 2022, arXiv 2111.10603)
 ``uncertainty``           Kendall, Gal & Cipolla, CVPR 2018, arXiv 1705.07115
 ``gradnorm``              Chen et al., ICML 2018, arXiv 1711.02257

@@ -1,19 +1,9 @@
 """CAGrad: conflict-averse gradient descent.
 
 Liu, Liu, Jin, Stone & Liu, "Conflict-Averse Gradient Descent for Multi-task
-Learning", NeurIPS 2021, arXiv 2110.14048. With ``g_0`` the average gradient,
-the update maximises the worst task improvement in a ball around ``g_0``:
-
-    max_d min_i g_i . d    s.t.  ||d - g_0|| <= c ||g_0||.
-
-Its dual (Section 3) is a problem over the simplex,
-
-    min_w  F(w) = g_w . g_0 + c ||g_0|| ||g_w||,   g_w = sum_i w_i g_i,
-
-and the update is ``d = g_0 + (c ||g_0|| / ||g_w||) g_w``, divided by
-``1 + c^2`` (the official code's default ``rescale=1``). As in the official
-code the dual is solved with SciPy's SLSQP from ``w = 1/T``; ``d`` is on the
-scale of the *average* task gradient.
+Learning", NeurIPS 2021, arXiv 2110.14048, Section 3 and the official code
+(github.com/Cranial-XIX/CAGrad). :func:`cagrad_dual` is the dual objective,
+:func:`cagrad_coefficients` the update, :class:`CAGrad` the method.
 """
 
 from __future__ import annotations
@@ -28,14 +18,37 @@ from mtl_course.weighting.gradient import GradientWeighting, Target
 
 
 def cagrad_dual(w: np.ndarray, gram: np.ndarray, c: float) -> float:
-    """``F(w) = g_w . g_0 + c ||g_0|| ||g_w||`` computed from the Gram matrix."""
+    r"""The dual objective of CAGrad (Liu et al., NeurIPS 2021, arXiv 2110.14048, Section 3).
+
+    CAGrad looks for the update that maximises the worst task's improvement
+    in a ball around the average gradient :math:`g_0 = \frac1T \sum_i g_i`,
+
+    .. math:: \max_d \min_i\, g_i \cdot d \quad \text{s.t.} \quad \|d - g_0\| \le c\,\|g_0\| .
+
+    Its dual is a problem over the simplex of weights :math:`w`,
+
+    .. math:: \min_w F(w) = g_w \cdot g_0 + c\,\|g_0\|\,\|g_w\|, \qquad g_w = \sum_i w_i g_i,
+
+    computed here from the Gram matrix :math:`G` alone
+    (:math:`g_w \cdot g_0 = w^\top G \mathbf 1 / T`, :math:`\|g_w\|^2 = w^\top G w`).
+
+    >>> cagrad_dual(np.array([1.0, 0.0]), np.eye(2), c=0.0)  # g_w = g_1, g_0 = (g_1 + g_2)/2
+    0.5
+    """
     n = gram.shape[0]
     g0_norm = np.sqrt(gram.sum()) / n
     return float(w @ gram @ np.full(n, 1.0 / n) + c * g0_norm * np.sqrt(max(w @ gram @ w, 0.0)))
 
 
 def cagrad_coefficients(w: torch.Tensor, gram: torch.Tensor, c: float, rescale: bool = True) -> torch.Tensor:
-    """Coefficients of ``d = (g_0 + c ||g_0|| / ||g_w|| g_w) / (1 + c^2)`` for the dual solution ``w``.
+    r"""Coefficients of the CAGrad update for the dual solution :math:`w` (:func:`cagrad_dual`).
+
+    .. math:: d = \frac{1}{1 + c^2}\Big(g_0 + \frac{c\,\|g_0\|}{\|g_w\|}\, g_w\Big)
+
+    (Liu et al., NeurIPS 2021, arXiv 2110.14048). The division by
+    :math:`1 + c^2` is the official code's default ``rescale=1``;
+    ``rescale=False`` leaves it out (the paper's :math:`d`). Either way
+    :math:`d` is on the scale of the *average* task gradient.
 
     >>> cagrad_coefficients(torch.tensor([0.5, 0.5]), torch.eye(2), c=0.0).tolist()
     [0.5, 0.5]
@@ -49,7 +62,12 @@ def cagrad_coefficients(w: torch.Tensor, gram: torch.Tensor, c: float, rescale: 
 
 @register("cagrad")
 class CAGrad(GradientWeighting):
-    """CAGrad with radius ``c`` (default 0.5; ``c = 0`` is plain averaging)."""
+    r"""CAGrad (Liu et al., NeurIPS 2021, arXiv 2110.14048) with radius ``c`` (default 0.5; 0 is plain averaging).
+
+    Solves the dual :func:`cagrad_dual` with SciPy's SLSQP from
+    :math:`w = 1/T`, as the official code does, and applies the update of
+    :func:`cagrad_coefficients`.
+    """
 
     def __init__(
         self, tasks: Sequence[str], c: float = 0.5, rescale: bool = True, *, on: Target = "parameters"
@@ -61,7 +79,7 @@ class CAGrad(GradientWeighting):
         self.rescale = rescale
 
     def solve_dual(self, gram: torch.Tensor) -> torch.Tensor:
-        """``argmin_{w in simplex} F(w)`` with SciPy's SLSQP, as in the official code."""
+        r""":math:`\arg\min_{w \in \Delta} F(w)` on the simplex :math:`\Delta`, by SLSQP as in the official code."""
         from scipy.optimize import minimize
 
         a = gram.numpy()

@@ -1,14 +1,8 @@
-"""Dynamic weight average (DWA).
+r"""Dynamic weight average (DWA; Liu, Johns & Davison, CVPR 2019, arXiv 1803.10704).
 
-Liu, Johns & Davison, "End-to-End Multi-Task Learning with Attention",
-CVPR 2019, arXiv 1803.10704, eq. (7):
-
-    lambda_k(t) = K exp(w_k(t-1) / T) / sum_i exp(w_i(t-1) / T),
-    w_k(t-1)    = L_k(t-1) / L_k(t-2),
-
-with ``L_k`` the epoch-average *training* loss of task ``k``, ``K`` the
-number of tasks, temperature ``T = 2`` and ``lambda_k = 1`` for the first two
-epochs. DWA reacts to how fast each loss falls, not to its scale.
+DWA weights each task by how slowly its training loss fell over the last two
+epochs (:func:`dwa_weights`), not by the loss's scale;
+:class:`DynamicWeightAverage` keeps the epoch averages.
 """
 
 from __future__ import annotations
@@ -21,7 +15,18 @@ from mtl_course.weighting.base import LossWeighting, register
 
 
 def dwa_weights(previous: torch.Tensor, before_previous: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``K softmax(w / T)`` with ``w = L(t-1) / L(t-2)`` (eq. 7).
+    r"""The DWA weights of Liu, Johns & Davison (CVPR 2019, arXiv 1803.10704, Eq. 7),
+
+    .. math::
+
+        \lambda_k(t) = \frac{K \exp\big(w_k(t-1)/T\big)}{\sum_i \exp\big(w_i(t-1)/T\big)},
+        \qquad w_k(t-1) = \frac{L_k(t-1)}{L_k(t-2)},
+
+    with :math:`L_k` the epoch-average training loss of task :math:`k`
+    (``previous`` is :math:`L(t-1)`, ``before_previous`` :math:`L(t-2)`),
+    :math:`K` the number of tasks and the temperature :math:`T` (2 in the
+    paper). The weights sum to :math:`K`; rescaling a task's losses leaves
+    them unchanged.
 
     >>> dwa_weights(torch.tensor([1.0, 1.0]), torch.tensor([2.0, 2.0]), 2.0).tolist()
     [1.0, 1.0]
@@ -32,11 +37,11 @@ def dwa_weights(previous: torch.Tensor, before_previous: torch.Tensor, temperatu
 
 @register("dwa")
 class DynamicWeightAverage(LossWeighting):
-    """DWA: weights from the ratio of the last two epoch-average training losses.
+    r"""DWA: :math:`L = \sum_k \lambda_k(t) L_k` with the weights :math:`\lambda_k(t)` of :func:`dwa_weights`.
 
     Call :meth:`on_epoch_end` with the epoch's mean training losses
     (:func:`mtl_course.train.fit` does); until two epochs are recorded every
-    weight is 1.
+    weight is 1, as in the paper (:math:`w_k(t) = 1` for :math:`t = 1, 2`).
 
     >>> dwa = DynamicWeightAverage(["a", "b"])
     >>> dwa.on_epoch_end({"a": 1.0, "b": 1.0}); dwa.on_epoch_end({"a": 0.5, "b": 1.0})

@@ -1,21 +1,25 @@
-"""Shared machinery of the gradient methods: per-task gradients, Gram matrix, combination.
+r"""Shared machinery of the gradient methods: per-task gradients, Gram matrix, combination.
 
 Every gradient method of the course (MGDA, PCGrad, CAGrad, IMTL-G) writes
-its update as a linear combination ``d = sum_i c_i g_i`` of the per-task
-gradients ``g_i`` of the shared part, with coefficients that depend only on
-the Gram matrix ``G_ij = g_i . g_j`` (and, for some, on the losses). A
-subclass therefore implements one function, :meth:`GradientWeighting.combine`,
-from ``(G, L)`` to ``c``; this module computes the ``g_i`` and writes ``d``.
+its update as a linear combination of the per-task gradients :math:`g_i` of
+the shared part,
+
+.. math:: d = \sum_{i=1}^{T} c_i\, g_i, \qquad c = c(G, L), \quad G_{ij} = g_i \cdot g_j,
+
+with coefficients that depend only on the Gram matrix :math:`G` (and, for
+some, on the losses :math:`L`). A subclass therefore implements one function,
+:meth:`GradientWeighting.combine`, from :math:`(G, L)` to :math:`c`; this
+module computes the :math:`g_i` and writes :math:`d`.
 
 The shared part is either the shared parameters (``on="parameters"``) or the
-shared representation ``z = model.encode(x)`` (``on="representation"``,
+shared representation :math:`z` = ``model.encode(x)`` (``on="representation"``,
 MGDA-UB's upper bound of Sener & Koltun, NeurIPS 2018, arXiv 1810.04650,
-Section 3.3): then the ``g_i`` are ``grad_z L_i`` and ``d`` is
+Section 3.3): then the :math:`g_i` are :math:`\nabla_z L_i` and :math:`d` is
 back-propagated through the encoder once.
 
 Task-specific parameters receive the sum of the unweighted task-loss
-gradients, ``sum_t grad L_t``. In hard sharing a head influences only its
-own task, so it receives ``grad L_t`` alone; in cross-stitch and sluice
+gradients, :math:`\sum_t \nabla L_t`. In hard sharing a head influences only its
+own task, so it receives :math:`\nabla L_t` alone; in cross-stitch and sluice
 networks a task's column also feeds the other tasks through the mixing
 units, and keeps those cross-task terms.
 """
@@ -56,11 +60,11 @@ class GradientWeighting(WeightingMethod):
         self.requires_representation = on == "representation"
 
     def combine(self, gram: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        """Coefficients ``c`` of the update ``d = sum_i c_i g_i``."""
+        r"""Coefficients :math:`c` of the update :math:`d = \sum_i c_i g_i` from the Gram matrix and the losses."""
         raise NotImplementedError
 
     def task_gradients(self, losses, model, representation, grad_scale) -> torch.Tensor:
-        """The matrix of flattened per-task gradients ``[g_1; ...; g_T]`` of the shared part.
+        r"""The matrix of flattened per-task gradients :math:`[g_1; \dots; g_T]` of the shared part.
 
         As a side effect every task-specific parameter's ``.grad`` receives
         the gradient of every task loss it influences (see the module docstring).

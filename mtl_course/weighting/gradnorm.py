@@ -1,19 +1,10 @@
-"""GradNorm: balance tasks by the norms of their gradients on the last shared layer.
+r"""GradNorm: balance tasks by the norms of their gradients on the last shared layer.
 
 Chen, Badrinarayanan, Lee & Rabinovich, "GradNorm: Gradient Normalization for
 Adaptive Loss Balancing in Deep Multitask Networks", ICML 2018,
-arXiv 1711.02257, Section 3 and Algorithm 1. With ``W`` the last shared
-layer and ``w_i`` the task weights:
-
-    G_i       = || grad_W (w_i L_i) ||_2 = w_i || grad_W L_i ||_2
-    L~_i      = L_i(t) / L_i(0)                 (inverse training rate)
-    r_i       = L~_i / mean_j L~_j              (relative inverse training rate)
-    L_grad    = sum_i | G_i - mean_j(G_j) * r_i^alpha |_1
-
-The target ``mean(G) r_i^alpha`` is held constant (no gradient flows through
-it); ``L_grad`` is differentiated with respect to the ``w_i`` only. The
-network is updated with ``sum_i w_i L_i``; the weights take their own
-gradient step and are renormalised to ``sum_i w_i = T``.
+arXiv 1711.02257, Section 3 and Algorithm 1. :func:`gradnorm_loss` is the
+loss on the weights, :class:`GradNorm` the method (the network step, the
+weight step and the renormalisation).
 """
 
 from __future__ import annotations
@@ -28,10 +19,25 @@ from mtl_course.weighting.base import WeightingMethod, register
 def gradnorm_loss(
     weights: torch.Tensor, grad_norms: torch.Tensor, loss_ratios: torch.Tensor, alpha: float
 ) -> torch.Tensor:
-    """``L_grad = sum_i |w_i ||grad_W L_i|| - mean(G) r_i^alpha|`` with the target detached.
+    r"""GradNorm's gradient loss (Chen et al., ICML 2018, arXiv 1711.02257, Eq. 2).
 
-    ``grad_norms`` are ``||grad_W L_i||`` (so ``G_i = w_i * grad_norms_i``),
-    ``loss_ratios`` are ``L_i(t) / L_i(0)``.
+    With :math:`W` the last shared layer and :math:`w_i` the task weights,
+
+    .. math::
+
+        G_W^{(i)} = \big\|\nabla_W\, w_i L_i\big\|_2 = w_i \big\|\nabla_W L_i\big\|_2, \qquad
+        \tilde L_i = \frac{L_i(t)}{L_i(0)}, \qquad
+        r_i = \frac{\tilde L_i}{\operatorname{mean}_j \tilde L_j},
+
+    .. math::
+
+        L_{\text{grad}} = \sum_i \Big| G_W^{(i)} - \overline{G}_W \, r_i^{\alpha} \Big|_1,
+        \qquad \overline{G}_W = \operatorname{mean}_j G_W^{(j)} .
+
+    The target :math:`\overline{G}_W r_i^\alpha` is held constant (detached),
+    as the paper prescribes, so :math:`L_{\text{grad}}` is differentiated with
+    respect to the :math:`w_i` only. ``grad_norms`` are
+    :math:`\|\nabla_W L_i\|_2` and ``loss_ratios`` the :math:`\tilde L_i`.
 
     >>> w = torch.ones(2)
     >>> float(gradnorm_loss(w, torch.tensor([1.0, 3.0]), torch.ones(2), alpha=1.0))  # targets 2, 2
@@ -45,12 +51,17 @@ def gradnorm_loss(
 
 @register("gradnorm")
 class GradNorm(WeightingMethod):
-    """GradNorm with asymmetry ``alpha`` and a plain gradient step of size ``lr`` on ``w``.
+    r"""GradNorm (Chen et al., ICML 2018, arXiv 1711.02257, Algorithm 1) with asymmetry ``alpha``.
 
-    ``L_i(0)`` are the losses of the first call. The weights are a buffer,
+    Each step back-propagates :math:`\sum_i w_i L_i` into the network, takes
+    a plain gradient step of size ``lr`` on the weights with
+    :math:`\partial L_{\text{grad}}/\partial w_i` (:func:`gradnorm_loss`), and
+    renormalises them to :math:`\sum_i w_i = T`.
+
+    :math:`L_i(0)` are the losses of the first call. The weights are a buffer,
     not a parameter: GradNorm updates them itself, so they must not be given
     to the model's optimiser. After each step they are clamped to at least
-    ``min_weight`` (``G_i = w_i ||grad L_i||`` is a norm only for ``w_i > 0``)
+    ``min_weight`` (:math:`G_W^{(i)} = w_i \|\nabla_W L_i\|` is a norm only for :math:`w_i > 0`)
     and renormalised to sum to the number of active tasks.
 
     Needs ``model.last_shared_layer()``.

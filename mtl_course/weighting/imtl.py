@@ -2,14 +2,7 @@
 
 Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang, "Towards Impartial Multi-task
 Learning", ICLR 2021 (openreview.net/forum?id=IMPnRXEWpvr), Section 3.2.
-IMTL-G finds the update ``g = sum_t alpha_t g_t`` (``sum_t alpha_t = 1``)
-whose projections onto all unit task gradients ``u_t = g_t / ||g_t||`` are
-equal, ``g . u_1 = g . u_t``. With ``D = [g_1 - g_2; ...; g_1 - g_T]`` and
-``U = [u_1 - u_2; ...; u_1 - u_T]`` the closed form is
-
-    alpha_{2:T} = g_1 U^T (D U^T)^{-1},    alpha_1 = 1 - sum_{t>1} alpha_t.
-
-All products are entries of ``H_ij = g_i . u_j = G_ij / ||g_j||``.
+:func:`imtl_g_coefficients` is the closed form, :class:`IMTLG` the method.
 """
 
 from __future__ import annotations
@@ -21,7 +14,22 @@ from mtl_course.weighting.gradient import GradientWeighting
 
 
 def imtl_g_coefficients(gram: torch.Tensor) -> torch.Tensor:
-    """``alpha`` of IMTL-G from the Gram matrix of the task gradients.
+    r"""The IMTL-G weights :math:`\alpha` from the Gram matrix :math:`G_{ij} = g_i \cdot g_j` of the task gradients.
+
+    IMTL-G (Liu et al., ICLR 2021, Section 3.2) finds the update
+    :math:`g = \sum_t \alpha_t g_t` with :math:`\sum_t \alpha_t = 1` whose
+    projections onto all unit task gradients :math:`u_t = g_t/\|g_t\|` are
+    equal, :math:`g \cdot u_1 = g \cdot u_t`. With the rows
+    :math:`D = [g_1 - g_2; \dots; g_1 - g_T]` and
+    :math:`U = [u_1 - u_2; \dots; u_1 - u_T]` the closed form is
+
+    .. math::
+
+        \alpha_{2:T} = g_1 U^\top \big(D U^\top\big)^{-1}, \qquad
+        \alpha_1 = 1 - \sum_{t=2}^{T} \alpha_t .
+
+    Every product in it is an entry of :math:`H_{ij} = g_i \cdot u_j = G_{ij}/\sqrt{G_{jj}}`,
+    so the Gram matrix suffices.
 
     >>> alpha = imtl_g_coefficients(torch.diag(torch.tensor([1.0, 4.0])))  # g = (1,0), (0,2)
     >>> [round(a, 4) for a in alpha.tolist()]  # alpha_1 * 1 == alpha_2 * 2
@@ -39,7 +47,11 @@ def imtl_g_coefficients(gram: torch.Tensor) -> torch.Tensor:
 
 @register("imtl_g")
 class IMTLG(GradientWeighting):
-    """IMTL-G on the shared parameters (or, with ``on="representation"``, on ``z`` as in the paper)."""
+    r"""IMTL-G (Liu et al., ICLR 2021): the update :math:`\sum_t \alpha_t g_t` with :func:`imtl_g_coefficients`.
+
+    On the shared parameters, or, with ``on="representation"``, on the
+    gradients with respect to the shared representation :math:`z`, as in the paper.
+    """
 
     def combine(self, gram: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         return imtl_g_coefficients(gram)

@@ -1,25 +1,15 @@
 """MGDA and MGDA-UB: the min-norm point of the convex hull of the task gradients.
 
 Sener & Koltun, "Multi-Task Learning as Multi-Objective Optimization",
-NeurIPS 2018, arXiv 1810.04650. The common descent direction is
-
-    min_{alpha in simplex} || sum_t alpha_t g_t ||^2                  (eq. 3)
-
-* Two tasks (Algorithm 1), with ``alpha`` weighting ``g_1``:
-  ``alpha = clip_[0,1]( (g_2 - g_1)^T g_2 / ||g_1 - g_2||^2 )``.
-* ``T > 2`` (Algorithm 2): Frank--Wolfe; each step moves towards the vertex
-  ``e_t`` with ``t = argmin_r (G alpha)_r`` by the exact two-element line
-  search of Algorithm 1 (start: see :func:`min_norm_element`).
-* MGDA-UB (Section 3.3) solves the same problem for the gradients with
-  respect to the shared representation ``z`` instead of the shared weights.
+NeurIPS 2018, arXiv 1810.04650. :func:`min_norm_two` is the two-task closed
+form (Algorithm 1), :func:`min_norm_element` the general solver (Algorithm 2),
+:class:`MGDA` the method on the shared parameters and :func:`mgda_ub` the one
+on the shared representation (Section 3.3).
 
 Gradient normalisation (``normalization``) follows the official code
 (github.com/isl-org/MultiObjectiveOptimization, ``gradient_normalizers``),
-where it is marked "optional and not included in the paper": the solver sees
-``g_t / n_t`` with ``n_t`` = 1 (``'none'``, the default and the paper),
-``||g_t||`` (``'l2'``), ``L_t`` (``'loss'``) or ``L_t ||g_t||`` (``'loss+'``),
-and, as in that code, the resulting ``alpha`` then weights the *unnormalised*
-losses (the update is ``sum_t alpha_t g_t``).
+where it is marked "optional and not included in the paper": see
+:func:`gradient_normalizers`.
 """
 
 from __future__ import annotations
@@ -37,10 +27,18 @@ NORMALIZATIONS: tuple[str, ...] = ("none", "l2", "loss", "loss+")
 
 
 def min_norm_two(v11: float, v12: float, v22: float) -> float:
-    """``argmin_{gamma in [0,1]} ||gamma a + (1 - gamma) b||^2`` from ``a.a``, ``a.b``, ``b.b``.
+    r"""The min-norm point of the segment between two vectors :math:`a` and :math:`b` (Algorithm 1).
 
-    The closed form ``clip((b - a).b / ||a - b||^2, 0, 1)`` of Algorithm 1;
-    for ``a == b`` every ``gamma`` is optimal and 0.5 is returned.
+    From :math:`v_{11} = a \cdot a`, :math:`v_{12} = a \cdot b` and :math:`v_{22} = b \cdot b`,
+
+    .. math::
+
+        \gamma^\star = \arg\min_{\gamma \in [0, 1]} \big\|\gamma a + (1 - \gamma) b\big\|^2
+        = \Big[\frac{(b - a) \cdot b}{\|a - b\|^2}\Big]_{0}^{1}
+
+    (clipped to :math:`[0, 1]`; Sener & Koltun, NeurIPS 2018, arXiv
+    1810.04650, Algorithm 1). For :math:`a = b` every :math:`\gamma` is
+    optimal and 0.5 is returned.
 
     >>> min_norm_two(1.0, 0.0, 1.0)  # orthogonal unit vectors: the midpoint
     0.5
@@ -71,10 +69,22 @@ def _best_pair(gram: torch.Tensor) -> torch.Tensor:
 def min_norm_element(
     gram: torch.Tensor, max_iter: int = 250, tol: float = 1e-6, init: Literal["pair", "uniform"] = "pair"
 ) -> torch.Tensor:
-    """Weights ``alpha`` on the simplex minimising ``alpha^T G alpha`` for a Gram matrix ``G``.
+    r"""Weights :math:`\alpha` on the simplex with the least :math:`\alpha^\top G \alpha` for a Gram matrix :math:`G`.
 
-    Closed form for two tasks, Frank--Wolfe (Algorithm 2) for more. The
-    paper starts Frank--Wolfe at ``alpha = 1/T`` (``init="uniform"``); the
+    The common descent direction of MGDA (Sener & Koltun, NeurIPS 2018,
+    arXiv 1810.04650, Eq. 3) is the min-norm point of the convex hull of the
+    task gradients,
+
+    .. math::
+
+        \min_{\alpha} \Big\|\sum_{t=1}^{T} \alpha_t g_t\Big\|^2 = \alpha^\top G \alpha
+        \quad \text{s.t.} \quad \sum_t \alpha_t = 1,\ \alpha_t \ge 0 .
+
+    Closed form (:func:`min_norm_two`) for two tasks; for more, Frank--Wolfe
+    (Algorithm 2): each step moves towards the vertex :math:`e_t` with
+    :math:`t = \arg\min_r (G\alpha)_r` by the exact line search of
+    Algorithm 1. The
+    paper starts Frank--Wolfe at :math:`\alpha = 1/T` (``init="uniform"``); the
     official code, and the default here, at the best two-task solution
     (``init="pair"``). Frank--Wolfe removes weight from a vertex only
     at rate ``O(1/k)``, so from ``1/T`` a task that should get weight 0 keeps
@@ -107,7 +117,13 @@ def min_norm_element(
 
 
 def gradient_normalizers(gram: torch.Tensor, losses: torch.Tensor, normalization: Normalization) -> torch.Tensor:
-    """The ``n_t`` of the official code's ``gradient_normalizers``.
+    r"""The :math:`n_t` of the official code's ``gradient_normalizers`` (not part of the paper).
+
+    The solver sees :math:`g_t / n_t` with :math:`n_t = 1` (``"none"``, the
+    default and the paper), :math:`\|g_t\|` (``"l2"``), :math:`L_t` (``"loss"``)
+    or :math:`L_t \|g_t\|` (``"loss+"``); as in that code, the resulting
+    :math:`\alpha` then weights the *unnormalised* gradients (the update is
+    :math:`\sum_t \alpha_t g_t`).
 
     >>> gradient_normalizers(torch.diag(torch.tensor([4.0, 9.0])), torch.tensor([2.0, 0.5]), "loss+").tolist()
     [4.0, 1.5]
@@ -126,7 +142,11 @@ def gradient_normalizers(gram: torch.Tensor, losses: torch.Tensor, normalization
 
 @register("mgda")
 class MGDA(GradientWeighting):
-    """MGDA with the Frank--Wolfe min-norm solver on the shared parameters (or on ``z``).
+    r"""MGDA (Sener & Koltun, NeurIPS 2018, arXiv 1810.04650): the update :math:`\sum_t \alpha_t g_t`.
+
+    :math:`\alpha` is the min-norm solution of :func:`min_norm_element` for
+    the (optionally normalised, :func:`gradient_normalizers`) gradients of
+    the shared parameters, or of the shared representation :math:`z`.
 
     >>> MGDA(["a", "b"]).combine(torch.tensor([[1.0, -1.0], [-1.0, 1.0]]), torch.ones(2)).tolist()
     [0.5, 0.5]
@@ -153,5 +173,11 @@ class MGDA(GradientWeighting):
 
 @register("mgda_ub")
 def mgda_ub(tasks: Sequence[str], normalization: Normalization = "none", max_iter: int = 250) -> MGDA:
-    """MGDA-UB: MGDA on the gradients with respect to the shared representation ``z``."""
+    r"""MGDA-UB (Sener & Koltun, NeurIPS 2018, Section 3.3): MGDA on the gradients :math:`\nabla_z L_t`.
+
+    The gradients are taken with respect to the shared representation
+    :math:`z` instead of the shared weights: one backward pass per task
+    through the heads only, and the min-norm problem of an upper bound of
+    the original one.
+    """
     return MGDA(tasks, normalization, max_iter, on="representation")

@@ -1,18 +1,9 @@
 """PCGrad: project conflicting gradients.
 
 Yu, Kumar, Gupta, Levine, Hausman & Finn, "Gradient Surgery for Multi-Task
-Learning", NeurIPS 2020, arXiv 2001.06782, Algorithm 1. For each task ``i``,
-starting from ``g_i^PC = g_i`` and visiting the other tasks ``j`` in random
-order,
-
-    if g_i^PC . g_j < 0:   g_i^PC <- g_i^PC - (g_i^PC . g_j) / ||g_j||^2 g_j
-
-(projections accumulate on the modified ``g_i^PC``, always against the
-*original* ``g_j``); the update is ``sum_i g_i^PC``.
-
-Every ``g_i^PC`` stays a linear combination of the original gradients, so
-the algorithm runs on coefficient vectors and the Gram matrix alone:
-``g_i^PC = sum_k C_ik g_k`` and ``g_i^PC . g_j = (C G)_ij``.
+Learning", NeurIPS 2020, arXiv 2001.06782, Algorithm 1.
+:func:`pcgrad_coefficients` runs the projections on the Gram matrix,
+:class:`PCGrad` is the method.
 """
 
 from __future__ import annotations
@@ -26,7 +17,22 @@ from mtl_course.weighting.gradient import GradientWeighting, Target
 
 
 def pcgrad_coefficients(gram: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Coefficients ``c`` with ``sum_i g_i^PC = sum_k c_k g_k`` (Algorithm 1).
+    r"""Coefficients :math:`c` with :math:`\sum_i g_i^{PC} = \sum_k c_k g_k` (Yu et al., NeurIPS 2020, Algorithm 1).
+
+    For each task :math:`i`, starting from :math:`g_i^{PC} = g_i` and visiting
+    the other tasks :math:`j` in random order,
+
+    .. math::
+
+        \text{if } g_i^{PC} \cdot g_j < 0: \qquad
+        g_i^{PC} \leftarrow g_i^{PC} - \frac{g_i^{PC} \cdot g_j}{\|g_j\|^2}\, g_j
+
+    (projections accumulate on the modified :math:`g_i^{PC}`, always against
+    the *original* :math:`g_j`); the update is :math:`\sum_i g_i^{PC}`. Every
+    :math:`g_i^{PC}` stays a linear combination
+    :math:`\sum_k C_{ik} g_k` of the original gradients, so the algorithm runs
+    on the coefficients and the Gram matrix alone:
+    :math:`g_i^{PC} \cdot g_j = (C G)_{ij}`.
 
     >>> gram = torch.tensor([[1.0, -1.0], [-1.0, 2.0]])  # g_1 = (1, 0), g_2 = (-1, 1)
     >>> pcgrad_coefficients(gram).tolist()  # g_1 + g_2/2 + g_2 + g_1 = (1.5, 1.5)
@@ -45,7 +51,11 @@ def pcgrad_coefficients(gram: torch.Tensor, generator: torch.Generator | None = 
 
 @register("pcgrad")
 class PCGrad(GradientWeighting):
-    """PCGrad on the shared parameters (or on ``z``); ``seed`` fixes the random order."""
+    r"""PCGrad (Yu et al., NeurIPS 2020, arXiv 2001.06782): the update :math:`\sum_i g_i^{PC}`.
+
+    The projections are those of :func:`pcgrad_coefficients`, on the shared
+    parameters (or on :math:`z`); ``seed`` fixes the random order.
+    """
 
     def __init__(self, tasks: Sequence[str], seed: int = 0, *, on: Target = "parameters") -> None:
         super().__init__(tasks, on=on)

@@ -1,12 +1,8 @@
-"""Static and random scalarisations: ``L = sum_i w_i L_i`` with weights that do not learn.
+r"""Static and random scalarisations: :math:`L = \sum_i w_i L_i` with weights that do not learn.
 
-* :class:`EqualWeighting` -- ``w_i = 1`` (the "uniform scaling" baseline).
-* :class:`FixedWeighting` -- hand-set ``lambda_i``, e.g. HyperFace's
-  ``lambda_D = 1, lambda_L = 5, lambda_V = 0.5, lambda_P = 5, lambda_G = 2``
-  (Ranjan et al., arXiv 1603.01249, as printed on the slides).
-* :class:`RandomLossWeighting` -- Lin et al., "Reasonable Effectiveness of
-  Random Weighting", TMLR 2022, arXiv 2111.10603: every step draws
-  ``lambda_tilde ~ N(0, I)`` and uses ``w = softmax(lambda_tilde)``.
+* :class:`EqualWeighting` -- every weight 1 (the "uniform scaling" baseline);
+* :class:`FixedWeighting` -- hand-set weights, e.g. HyperFace's (Ranjan et al.);
+* :class:`RandomLossWeighting` -- random weights drawn every step (Lin et al.).
 """
 
 from __future__ import annotations
@@ -20,7 +16,12 @@ from mtl_course.weighting.base import LossWeighting, register
 
 @register("equal")
 class EqualWeighting(LossWeighting):
-    """``L = sum_i L_i``: every task has weight 1.
+    r"""Equal weighting: every task has weight 1,
+
+    .. math:: L = \sum_{i=1}^{T} L_i .
+
+    The "uniform scaling" baseline of the papers (e.g. Sener & Koltun,
+    NeurIPS 2018, arXiv 1810.04650, Table 2).
 
     >>> p = torch.nn.Parameter(torch.tensor(1.0))
     >>> EqualWeighting(["a", "b"]).backward({"a": 2 * p, "b": 3 * p}).tolist()
@@ -35,7 +36,14 @@ class EqualWeighting(LossWeighting):
 
 @register("fixed")
 class FixedWeighting(LossWeighting):
-    """``L = sum_i lambda_i L_i`` with fixed ``lambda_i`` given per task.
+    r"""Hand-set weights :math:`\lambda_i`, fixed during training,
+
+    .. math:: L = \sum_{i=1}^{T} \lambda_i L_i ,
+
+    e.g. HyperFace's :math:`\lambda_D = 1, \lambda_L = 5, \lambda_V = 0.5,
+    \lambda_P = 5, \lambda_G = 2` for detection, landmarks, visibility, pose
+    and gender (Ranjan, Patel & Chellappa, "HyperFace", IEEE TPAMI 2019,
+    arXiv 1603.01249, as printed on the slides).
 
     ``weights`` must name exactly the tasks; a missing or unknown task is an
     error rather than a silent default.
@@ -62,7 +70,15 @@ class FixedWeighting(LossWeighting):
 
 @register("rlw")
 class RandomLossWeighting(LossWeighting):
-    """Random loss weighting: ``w = softmax(lambda_tilde)``, ``lambda_tilde ~ N(0, I)`` each step.
+    r"""Random loss weighting (RLW): new random weights at every step,
+
+    .. math:: w = \operatorname{softmax}(\tilde\lambda), \qquad \tilde\lambda \sim \mathcal N(0, I_T),
+              \qquad L = \sum_{i=1}^{T} w_i L_i .
+
+    Lin, Ye, Zhang & Tsang, "Reasonable Effectiveness of Random Weighting:
+    A Litmus Test for Multi-Task Learning", TMLR 2022, arXiv 2111.10603 (the
+    standard normal is one of the distributions :math:`p(\tilde\lambda)` the
+    paper studies).
 
     ``seed`` seeds the method's own generator, so a run is reproducible
     without touching the global random state.

@@ -1,22 +1,9 @@
-"""Homoscedastic uncertainty weighting.
+r"""Homoscedastic uncertainty weighting (Kendall, Gal & Cipolla, CVPR 2018, arXiv 1705.07115).
 
-Kendall, Gal & Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses
-for Scene Geometry and Semantics", CVPR 2018, arXiv 1705.07115.
-
-Each task has a learnable noise scale ``sigma_i``. With the paper's
-likelihoods the objective is (eq. 7 and its classification variant, eq. 10)
-
-    regression:      L = 1 / (2 sigma^2) * L_i + log sigma
-    classification:  L = 1 / sigma^2     * L_i + log sigma
-
-and, learning ``s = log sigma^2`` for numerical stability,
-
-    regression:      1/2 exp(-s) L_i + s / 2
-    classification:      exp(-s) L_i + s / 2.
-
-Setting the derivative in ``s`` to zero gives the optimum
-``sigma^2 = L_i`` (regression) and ``sigma^2 = 2 L_i`` (classification):
-a task's weight falls as its loss grows.
+Each task has a learnable noise scale :math:`\sigma_i`; a task whose loss is
+large is read as noisy and weighted down. :func:`uncertainty_objective` is
+the objective with :math:`s_i = \log\sigma_i^2`, :func:`uncertainty_weights`
+the effective loss weights, :class:`UncertaintyWeighting` the method.
 """
 
 from __future__ import annotations
@@ -31,17 +18,44 @@ from mtl_course.weighting.base import LossWeighting, register
 
 Kind = Literal["regression", "classification"]
 
-#: The factor in front of ``exp(-s) * L`` for each kind of likelihood.
+#: The factor :math:`c` in front of :math:`e^{-s} L` for each kind of likelihood.
 LIKELIHOOD_FACTOR: dict[str, float] = {"regression": 0.5, "classification": 1.0}
 
 
 def uncertainty_weights(log_var: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """The effective loss weights ``c_i exp(-s_i)``, ``c_i`` = 1/2 (regression) or 1 (classification)."""
+    r"""The effective loss weights :math:`c_i e^{-s_i}` of :func:`uncertainty_objective`.
+
+    :math:`c_i = 1/2` for a regression task and 1 for a classification task
+    (:data:`LIKELIHOOD_FACTOR`).
+
+    >>> uncertainty_weights(torch.log(torch.tensor([2.0, 2.0])), torch.tensor([0.5, 1.0])).tolist()
+    [0.25, 0.5]
+    """
     return factors * torch.exp(-log_var)
 
 
 def uncertainty_objective(losses: torch.Tensor, log_var: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """``sum_i c_i exp(-s_i) L_i + s_i / 2``.
+    r"""The uncertainty-weighted objective in :math:`s_i = \log\sigma_i^2`.
+
+    Kendall, Gal & Cipolla (CVPR 2018, arXiv 1705.07115) derive from a
+    Gaussian likelihood for regression (their Eq. 7) and a softmax likelihood
+    with temperature :math:`\sigma^2` for classification (Eq. 10, an
+    approximation)
+
+    .. math::
+
+        \frac{1}{2\sigma_i^2} L_i + \log\sigma_i \quad\text{(regression)}, \qquad
+        \frac{1}{\sigma_i^2} L_i + \log\sigma_i \quad\text{(classification)} .
+
+    Learning :math:`s_i = \log\sigma_i^2` instead of :math:`\sigma_i` keeps it
+    unconstrained and avoids a division by zero (as the paper does in practice), so
+    with :math:`c_i = 1/2` (regression) or 1 (classification)
+
+    .. math:: L(s) = \sum_i c_i\, e^{-s_i} L_i + \tfrac12 s_i .
+
+    Setting :math:`\partial L/\partial s_i = 0` gives the optimum
+    :math:`\sigma_i^2 = 2 c_i L_i`: :math:`L_i` for regression and
+    :math:`2 L_i` for classification, so a task's weight falls as its loss grows.
 
     >>> s = torch.zeros(2); L = torch.tensor([1.0, 2.0]); c = torch.tensor([0.5, 1.0])
     >>> float(uncertainty_objective(L, s, c))  # 0.5*1 + 1*2
@@ -52,7 +66,12 @@ def uncertainty_objective(losses: torch.Tensor, log_var: torch.Tensor, factors: 
 
 @register("uncertainty")
 class UncertaintyWeighting(LossWeighting):
-    """Uncertainty weighting with one learnable ``s_i = log sigma_i^2`` per task.
+    r"""Uncertainty weighting with one learnable :math:`s_i = \log\sigma_i^2` per task.
+
+    Back-propagates :func:`uncertainty_objective`,
+    :math:`\sum_i c_i e^{-s_i} L_i + \tfrac12 s_i` (Kendall, Gal & Cipolla,
+    CVPR 2018, arXiv 1705.07115, Eqs. 7 and 10), into the network and the
+    :math:`s_i`; the reported weights are :math:`c_i e^{-s_i}`.
 
     ``kinds`` maps each task to ``"regression"`` or ``"classification"``;
     tasks it does not name are regression tasks (the paper's eq. 7 for all).

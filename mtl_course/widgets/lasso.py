@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mtl_course.data.tasks import MultiTaskData
 from mtl_course.linear import LassoPath, alpha_max, lambda_from_alpha, lasso_path
 from mtl_course.plots import PALETTE
 from mtl_course.widgets.base import Explorer
@@ -46,10 +48,12 @@ class LassoExplorer(Explorer):
     ``X_train`` (n, p) and ``y_train`` (n,) fit the path; ``X_val`` and
     ``y_val`` score it. ``n_alphas`` values are log-spaced from
     :func:`~mtl_course.linear.alpha_max` down to ``eps * alpha_max``.
+    :meth:`from_data` reads all of it from two data sets of
+    :mod:`mtl_course.data.linear_tasks`.
 
-    >>> from mtl_course.data.linear_tasks import load_diabetes_tasks
-    >>> train, val = load_diabetes_tasks().split(300, seed=0)
-    >>> explorer = LassoExplorer(train.X, train.y, val.X, val.y, train.feature_names)
+    >>> from mtl_course.data.linear_tasks import load_diabetes_tasks, random_split
+    >>> train, val = random_split(load_diabetes_tasks(), 300, seed=0)
+    >>> explorer = LassoExplorer.from_data(train, val)
     >>> explorer.set(log10_alpha=explorer.log10_alpha_max).state.selected
     ()
     >>> explorer.set(log10_alpha=0.0).state.selected
@@ -92,6 +96,23 @@ class LassoExplorer(Explorer):
             layout=W.Layout(width="480px"),
         )
         super().__init__({"log10_alpha": slider}, title="The lasso path: move α, watch features leave the model")
+
+    @classmethod
+    def from_data(
+        cls, train: MultiTaskData, val: MultiTaskData, task: str | None = None, **kwargs: Any
+    ) -> LassoExplorer:
+        """An explorer for ``task`` (default: the only task) of a training and a validation set.
+
+        Both are :class:`~mtl_course.data.tasks.MultiTaskData` with inputs
+        ``x`` (n, p) and ``info["feature_names"]``, as the generators of
+        :mod:`mtl_course.data.linear_tasks` make them.
+        """
+        if task is None:
+            if len(train.tasks) != 1:
+                raise ValueError(f"name the task to explore: the data have the tasks {list(train.tasks)}")
+            (task,) = train.tasks
+        names = train.info["feature_names"]
+        return cls(train.x, train.targets[task], val.x, val.targets[task], names, **kwargs)
 
     def compute(self, log10_alpha: float) -> LassoState:
         """Look up the path at the grid ``alpha`` nearest to ``10 ** log10_alpha``."""

@@ -15,10 +15,12 @@ updates in well under 100 ms. One log-scale slider per task sets
 :math:`\lambda_i \in [10^{-3}, 10^{3}]`; a check box switches a task off
 (:math:`\lambda_i = 0`). *Reset* returns to :math:`\lambda = 1`.
 
-*Retrain with fit* checks the closed form against real training: it trains
-the shared linear model with :func:`mtl_course.train.fit` and the fixed
-weights (:class:`~mtl_course.weighting.FixedWeighting`), with a progress bar,
-and marks where training ended (a cross) next to the closed-form point.
+*Retrain with fit* checks the closed form against real training: it calls the
+retrain function the tuner was given (the view holds no training recipe; the
+lecture passes :func:`mtl_course.experiments.loss_weighting.make_fit_retrainer`,
+which trains the shared linear model with :func:`mtl_course.train.fit` and the
+fixed weights), shows its progress, and marks where training ended (a cross)
+next to the closed-form point.
 
 Extreme inputs are reported in the summary, never raised: every task off
 (all weights zero: every :math:`w` is optimal), a single task, equal weights
@@ -39,7 +41,7 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from mtl_course.data.toy_regression import ConflictingRegressions, QuadraticTasks
+from mtl_course.data.toy_regression import QuadraticTasks, TrainVal
 from mtl_course.plots import PALETTE
 from mtl_course.widgets.base import Explorer
 
@@ -162,23 +164,20 @@ class LossWeightTuner(Explorer):
 
     # -- construction helpers ---------------------------------------------------------
     @classmethod
-    def from_regressions(
-        cls, pair: ConflictingRegressions, epochs: int = 200, device: str | None = None, **kwargs
-    ) -> LossWeightTuner:
+    def from_regressions(cls, pair: TrainVal, retrain: Retrain | None = None, **kwargs: Any) -> LossWeightTuner:
         """A tuner for :func:`~mtl_course.data.toy_regression.make_conflicting_regressions` data.
 
-        The front comes from the training split, the validation errors from
-        the validation split (unscaled MSE per task), and *Retrain* runs
-        ``epochs`` full-batch gradient-descent steps of :func:`mtl_course.train.fit`
-        on the shared linear model (step size ``1 / (largest curvature)``).
+        The front comes from the training split (the scaled losses), the
+        validation errors from the validation split (unscaled MSE per task).
+        ``retrain`` enables *Retrain with fit*; the lecture passes
+        :func:`mtl_course.experiments.loss_weighting.make_fit_retrainer`, which
+        trains the shared linear model with :func:`mtl_course.train.fit`.
         """
-        train = pair.quadratic("train")
-        val_raw = pair.quadratic("val")
-        scales = np.asarray(pair.loss_scales)[:, None, None]
-        val = QuadraticTasks(val_raw.names, val_raw.A / scales, val_raw.centers, val_raw.minima / scales[:, 0, 0])
+        train = QuadraticTasks.from_least_squares(pair.train)
+        val = QuadraticTasks.from_least_squares(pair.val, loss_scales=[1.0] * train.n_tasks)
         kwargs.setdefault("loss_label", "training loss")
         kwargs.setdefault("val_label", "validation MSE")
-        return cls(train, val, retrain=make_fit_retrainer(pair, train, epochs=epochs, device=device), **kwargs)
+        return cls(train, val, retrain=retrain, **kwargs)
 
     def _precompute(self) -> None:
         q = self.problem
@@ -475,54 +474,6 @@ class LossWeightTuner(Explorer):
         self._retrained = (lam, w)
         self.update()
         return self
-
-
-def make_fit_retrainer(
-    pair: ConflictingRegressions, train: QuadraticTasks, epochs: int = 200, device: str | None = None
-) -> Retrain:
-    """A :data:`Retrain` for the conflicting pair: full-batch gradient descent with :func:`~mtl_course.train.fit`.
-
-    The weighted loss is the quadratic ``sum_i lambda_i L_i``; gradient descent
-    with step ``1 / lambda_max(H)``, ``H = 2 sum_i lambda_i A_i`` its Hessian,
-    converges to the closed-form optimum linearly.
-    """
-    import torch
-
-    from mtl_course.data.loaders import TensorLoader
-    from mtl_course.train import Callback, fit
-    from mtl_course.weighting import get_weighting
-
-    class _Progress(Callback):
-        def __init__(self, report: Callable[[int, int], None]) -> None:
-            self.report = report
-
-        def on_epoch_end(self, state) -> None:
-            if state.epoch % max(epochs // 20, 1) == 0 or state.epoch == epochs:
-                self.report(state.epoch, epochs)
-
-    def retrain(weights: Mapping[str, float], progress: Callable[[int, int], None]) -> np.ndarray:
-        lam = np.array([weights[t] for t in train.names], dtype=float)
-        hessian = 2 * np.einsum("t,tij->ij", lam, train.A)
-        step = 1.0 / float(np.linalg.eigvalsh(hessian).max())
-        model = pair.model(init=np.zeros(train.dim))
-        method = get_weighting("fixed", pair.tasks, weights={t: float(weights[t]) for t in pair.tasks})
-        loader = TensorLoader(pair.train.x, pair.train.targets, shuffle=False)
-        optimizer = torch.optim.SGD(model.parameters(), lr=step)
-        progress(0, epochs)
-        fit(
-            model,
-            pair.task_specs(),
-            method,
-            loader,
-            epochs=epochs,
-            optimizer=optimizer,
-            device=device,
-            callbacks=[_Progress(progress)],
-            progress=False,
-        )
-        return torch.cat([p.detach().reshape(-1) for p in model.shared_parameters()]).cpu().numpy()
-
-    return retrain
 
 
 def _fmt(value: float) -> str:

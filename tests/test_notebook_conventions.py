@@ -65,6 +65,6 @@ def test_lecture_has_the_template_sections(path: Path) -> None:
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown").lower()
     for heading in ("learning goals", "check your understanding", "summary", "references"):
         assert heading in markdown, f"{path.name} lacks a '{heading}' section (COURSE_DESIGN §4)"
-    setup = [c for c in _code_cells(path) if "seed_everything(" in c.source and "get_device(" in c.source]
-    assert len(setup) == 1, f"{path.name}: expected one set-up cell calling get_device() and seed_everything()"
+    setup = [c for c in _code_cells(path) if "setup_lecture(" in c.source]
+    assert len(setup) == 1, f"{path.name}: expected one set-up cell calling mtl_course.setup_lecture()"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"

@@ -34,15 +34,15 @@ from mtl_course.weighting.base import (
     get_weighting,
     register,
 )
-from mtl_course.weighting.cagrad import CAGrad
-from mtl_course.weighting.dwa import DynamicWeightAverage
+from mtl_course.weighting.cagrad import CAGrad, cagrad_coefficients
+from mtl_course.weighting.dwa import DynamicWeightAverage, dwa_weights
 from mtl_course.weighting.gradient import GradientWeighting
-from mtl_course.weighting.gradnorm import GradNorm
-from mtl_course.weighting.imtl import IMTLG
-from mtl_course.weighting.mgda import MGDA, mgda_ub
-from mtl_course.weighting.pcgrad import PCGrad
+from mtl_course.weighting.gradnorm import GradNorm, gradnorm_loss
+from mtl_course.weighting.imtl import IMTLG, imtl_g_coefficients
+from mtl_course.weighting.mgda import MGDA, mgda_ub, min_norm_element, min_norm_two
+from mtl_course.weighting.pcgrad import PCGrad, pcgrad_coefficients
 from mtl_course.weighting.scalarization import EqualWeighting, FixedWeighting, RandomLossWeighting
-from mtl_course.weighting.uncertainty import UncertaintyWeighting
+from mtl_course.weighting.uncertainty import UncertaintyWeighting, uncertainty_objective
 
 __all__ = [
     "CAGrad",
@@ -59,7 +59,15 @@ __all__ = [
     "UncertaintyWeighting",
     "WeightingMethod",
     "available_methods",
+    "cagrad_coefficients",
+    "dwa_weights",
     "get_weighting",
+    "gradnorm_loss",
+    "imtl_g_coefficients",
     "mgda_ub",
+    "min_norm_element",
+    "min_norm_two",
+    "pcgrad_coefficients",
     "register",
+    "uncertainty_objective",
 ]

@@ -431,19 +431,45 @@ class ReplicaMonitor(Callback):
 
 
 class _Replicas(Sequence):
-    """The runs' models as ordinary models, ``stack.replica(r)``, made when read."""
+    """The runs' models as ordinary models, ``stack.replica(r)`` of one or more stacks in turn, made when read."""
 
-    def __init__(self, stack: ReplicatedModel) -> None:
-        self.stack = stack
+    def __init__(self, *stacks: ReplicatedModel) -> None:
+        self.where = [(stack, r) for stack in stacks for r in range(stack.replicas)]
 
     def __len__(self) -> int:
-        return self.stack.replicas
+        return len(self.where)
 
-    def __getitem__(self, r: int) -> MultiTaskModel:  # type: ignore[override]
-        return self.stack.replica(r)
+    def __getitem__(self, i: int) -> MultiTaskModel:  # type: ignore[override]
+        stack, r = self.where[i]
+        return stack.replica(r)
 
     def __iter__(self) -> Iterator[MultiTaskModel]:
-        return (self.stack.replica(r) for r in range(len(self)))
+        return (self[i] for i in range(len(self)))
+
+
+def concat_results(results: Sequence[ExperimentResult]) -> ExperimentResult:
+    """Several results as one, e.g. one per training-set size: runs numbered on, tables stacked.
+
+    ``stack`` is ``None`` (each part had its own); ``models`` reads each part's.
+    """
+    if not results:
+        raise ValueError("concat_results needs at least one result, got none")
+    summaries, curves, offset = [], [], 0
+    for part in results:
+        summaries.append(part.summary.assign(run=part.summary["run"] + offset))
+        curves.append(part.curves.assign(run=part.curves["run"] + offset))
+        offset += len(part.runs)
+    if all(part.stack is not None for part in results):
+        models: Sequence[MultiTaskModel] = _Replicas(*(part.stack for part in results))
+    else:
+        models = [m for part in results for m in part.models]
+    return ExperimentResult(
+        pd.concat(summaries, ignore_index=True),
+        pd.concat(curves, ignore_index=True),
+        models,
+        [run for part in results for run in part.runs],
+        [record for part in results for record in part.records],
+    )
 
 
 def train_replicated(

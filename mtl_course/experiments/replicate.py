@@ -187,6 +187,10 @@ class ReplicatedModel(MultiTaskModel):
             raise ValueError(f"every replica needs the same number of cases, got {sorted(sizes)}")
         x = torch.stack([torch.as_tensor(d.x, dtype=torch.float32) for d in data]).to(device)
         tasks = [t for t in self.tasks if all(t in d.targets for d in data)]
+        for t in tasks:
+            shapes = {tuple(np.shape(d.targets[t])) for d in data}
+            if len(shapes) != 1:
+                raise ValueError(f"every replica needs targets of one shape for task {t!r}, got {sorted(shapes)}")
         return x, {t: torch.stack([_column(d.targets[t]) for d in data]).to(device) for t in tasks}
 
 

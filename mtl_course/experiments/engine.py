@@ -44,7 +44,7 @@ import torch
 
 from mtl_course.data.tasks import MultiTaskData
 from mtl_course.device import get_device
-from mtl_course.experiments.replicate import ReplicatedModel, per_replica, summed_over_replicas
+from mtl_course.experiments.replicate import ReplicatedModel, summed
 from mtl_course.models.base import MultiTaskModel
 from mtl_course.train import Callback, Recorder, Task, TrainState, evaluate, fit
 
@@ -348,11 +348,12 @@ def train_each(
 class ReplicaMonitor(Callback):
     """:class:`Monitor`'s rule for every replica of a :class:`~mtl_course.experiments.replicate.ReplicatedModel`.
 
-    Per replica and task, the training and validation loss (``task.loss``
-    of each replica, mapped with :func:`~mtl_course.experiments.replicate.per_replica`)
-    and the test metric (``task.metrics[metric]`` replica by replica, or the
-    loss). Each replica keeps the weights of its own best epoch (every
-    parameter has the replica index first), restored at the end of training.
+    Per replica and task, the training and validation loss (``task.loss``,
+    a replica loss with one value per replica, such as
+    :func:`~mtl_course.experiments.replicate.replica_mse_loss`) and the test
+    metric (``task.metrics[metric]`` replica by replica, or the loss). Each
+    replica keeps the weights of its own best epoch (every parameter has the
+    replica index first), restored at the end of training.
     """
 
     def __init__(
@@ -370,34 +371,44 @@ class ReplicaMonitor(Callback):
         for m in MEASURES:
             sets = [getattr(run, m) for run in runs]
             self.batches[m] = None if any(s is None for s in sets) else model.stack(sets, device)
+        self._groups = _forward_groups(self.batches)
         self.values: list[torch.Tensor] = []  # per epoch: (measures, R, T), read once at the end
         self._best: torch.Tensor | None = None
         self._best_params: list[torch.Tensor] = []
 
-    def _score(self, model: ReplicatedModel, measure: str) -> torch.Tensor:
-        nan = torch.full((model.replicas,), math.nan)
-        batch = self.batches[measure]
-        if batch is None:
+    def _outputs(self, model: ReplicatedModel) -> dict[str, dict[str, torch.Tensor]]:
+        """The model's outputs on every split, one forward pass per group of splits with the same input layout."""
+        outputs = {}
+        for x, parts in self._groups:
+            out = model(x)
+            pieces = {t: y.split([n for _, n in parts], dim=1) for t, y in out.items()}
+            for i, (measure, _) in enumerate(parts):
+                outputs[measure] = {t: pieces[t][i] for t in out}
+        return outputs
+
+    def _score(self, out: Mapping[str, torch.Tensor] | None, measure: str, nan: torch.Tensor) -> torch.Tensor:
+        if out is None:
             return torch.stack([nan] * len(self.tasks), -1)
-        x, ys = batch
-        out = model(x)
+        ys = self.batches[measure][1]
         scores = []
         for task in self.tasks:
             name = task.name
             if name not in ys:
-                scores.append(nan.to(x.device))
+                scores.append(nan)
             elif measure == "test" and self.metric is not None:
                 fn = task.metrics[self.metric]
-                scores.append(torch.tensor([fn(p, y) for p, y in zip(out[name], ys[name], strict=True)]).to(x.device))
+                scores.append(torch.tensor([fn(p, y) for p, y in zip(out[name], ys[name], strict=True)]).to(nan))
             else:
-                scores.append(per_replica(task.loss, out[name].float(), ys[name]))
+                scores.append(task.loss(out[name].float(), ys[name], None))
         return torch.stack(scores, -1)
 
     @torch.no_grad()
     def measure(self, model: ReplicatedModel) -> None:
         was_training = model.training
         model.eval()
-        values = torch.stack([self._score(model, m) for m in MEASURES])
+        outputs = self._outputs(model)
+        nan = torch.full((model.replicas,), math.nan, device=next(model.parameters()).device)
+        values = torch.stack([self._score(outputs.get(m), m, nan) for m in MEASURES])
         model.train(was_training)
         self.values.append(values)
         criterion = values[1][:, self.select].sum(-1)
@@ -428,6 +439,21 @@ class ReplicaMonitor(Callback):
         """``{measure: (epochs + 1, R, T)}``."""
         stacked = torch.stack(self.values).cpu().numpy()
         return {m: stacked[:, i] for i, m in enumerate(MEASURES)}
+
+
+def _forward_groups(batches: Mapping[str, Any]) -> list[tuple[torch.Tensor, list[tuple[str, int]]]]:
+    """The splits' inputs concatenated along the case dimension (-2) where their layouts agree, with each
+    split's name and number of cases: a replicated model then runs once per group instead of once per split."""
+    groups: dict[tuple, tuple[list[torch.Tensor], list[tuple[str, int]]]] = {}
+    for measure, batch in batches.items():
+        if batch is None:
+            continue
+        x = batch[0]
+        key = (*x.shape[:-2], x.shape[-1])
+        xs, parts = groups.setdefault(key, ([], []))
+        xs.append(x)
+        parts.append((measure, x.shape[-2]))
+    return [(torch.cat(xs, dim=-2), parts) for xs, parts in groups.values()]
 
 
 class _Replicas(Sequence):
@@ -490,10 +516,12 @@ def train_replicated(
 
     The same recipe as :func:`train_each` with ``batch_size=None``, for
     many small runs: replica ``r`` is run ``r``'s model (``build_stack``
-    seeds it with ``runs[r].seed``), trained on its own data with the
-    course's losses summed over the replicas
-    (:func:`~mtl_course.experiments.replicate.summed_over_replicas`), so
-    each replica follows the trajectory it would follow alone. Every run
+    seeds it with ``runs[r].seed``), trained on its own data. The tasks'
+    losses are replica losses (one value per replica, e.g.
+    :func:`~mtl_course.experiments.replicate.replica_mse_loss`); the
+    training objective is their sum over the replicas
+    (:func:`~mtl_course.experiments.replicate.summed`), so each replica
+    follows the trajectory it would follow alone. Every run
     needs the same tasks and as many cases as the others in each split.
     ``penalty`` multiplies the stack's ``penalty()`` (each replica's own
     :math:`\\lambda_r \\Omega_r`). ``record(stack)`` returns one snapshot
@@ -514,7 +542,7 @@ def train_replicated(
     recorder = Recorder(record) if record is not None else None
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None, foreach=None if fused else True)
-    replica_tasks = [Task(t.name, summed_over_replicas(t.loss)) for t in tasks]
+    replica_tasks = [Task(t.name, summed(t.loss)) for t in tasks]
     fit(
         model,
         replica_tasks,

@@ -32,7 +32,7 @@ the same network whose extra heads receive no labels (``NaN`` targets): the
 extra heads then get no gradient and the trunk only the main task's, as in an
 STL network with one output. The extra tasks' one-unit linear heads are
 stored side by side as one linear layer (output ``"extra"``, trained with
-:func:`~mtl_course.experiments.replicate.per_column`), which is the same
+:func:`~mtl_course.experiments.replicate.replica_column_mse_loss`), which is the same
 model with fewer, larger kernel calls. Tables over seeds come from
 :mod:`mtl_course.stats`.
 """
@@ -63,8 +63,7 @@ from mtl_course.data.caruana import (
 from mtl_course.data.tasks import MultiTaskData
 from mtl_course.experiments.engine import ExperimentResult, Run, train_replicated
 from mtl_course.experiments.labels import MTL, SHUFFLED, STL
-from mtl_course.experiments.replicate import ReplicatedMLP, per_column
-from mtl_course.losses import binary_cross_entropy, mse_loss
+from mtl_course.experiments.replicate import ReplicatedMLP, replica_bce_loss, replica_column_mse_loss, replica_mse_loss
 from mtl_course.metrics import auc
 from mtl_course.train import Task
 
@@ -76,9 +75,9 @@ MTL_COPIES = "MTL copies"
 STL_AVERAGE = "STL average"
 
 #: The main task of a regression problem: its MSE is the training, validation and test loss.
-REGRESSION = Task(MAIN, mse_loss)
+REGRESSION = Task(MAIN, replica_mse_loss)
 #: The main task of the negative control: binary cross-entropy, test AUC (:func:`mtl_course.metrics.auc`).
-CLASSIFICATION = Task(MAIN, binary_cross_entropy, {"auc": auc})
+CLASSIFICATION = Task(MAIN, replica_bce_loss, {"auc": auc})
 
 Condition = Callable[[MultiTaskData, np.random.Generator], MultiTaskData]
 
@@ -230,7 +229,7 @@ def train_runs(
         raise ValueError("train_runs needs at least one run, got none")
     first = runs[0].train
     outputs = {MAIN: 1, EXTRA: first.targets[EXTRA].shape[1]} if EXTRA in first.targets else {MAIN: 1}
-    tasks = [main] + ([Task(EXTRA, per_column(mse_loss))] if EXTRA in outputs else [])
+    tasks = [main] + ([Task(EXTRA, replica_column_mse_loss)] if EXTRA in outputs else [])
 
     def build(runs: Sequence[Run]) -> ReplicatedMLP:
         return ReplicatedMLP.mlp(first.x.shape[1], hidden, outputs, [run.seed for run in runs])

@@ -46,8 +46,7 @@ from torch import nn
 from mtl_course.data.teachers import make_related_tasks
 from mtl_course.experiments.engine import ExperimentResult, Run, concat_results, train_replicated
 from mtl_course.experiments.labels import HARD, STL, soft
-from mtl_course.experiments.replicate import ReplicatedColumns
-from mtl_course.losses import mse_loss
+from mtl_course.experiments.replicate import ReplicatedColumns, replica_mse_loss
 from mtl_course.models.hard_sharing import HardSharing
 from mtl_course.models.soft_sharing import SoftSharing, squared_l2_penalty, stacked_parameters
 from mtl_course.train import Task
@@ -172,7 +171,7 @@ def sharing_sweep(
         part = train_replicated(
             runs,
             build,
-            [Task(t, mse_loss) for t in outputs],
+            [Task(t, replica_mse_loss) for t in outputs],
             epochs=steps // eval_every,
             lr=lr,
             steps_per_epoch=eval_every,

@@ -45,8 +45,9 @@ import torch
 from mtl_course.data.tasks import MultiTaskData
 from mtl_course.device import get_device
 from mtl_course.experiments.replicate import ReplicatedModel, summed
+from mtl_course.losses import expand_mask
 from mtl_course.models.base import MultiTaskModel
-from mtl_course.train import Callback, Recorder, Task, TrainState, evaluate, fit
+from mtl_course.train import Callback, Recorder, Task, TrainState, fit, split_batch
 
 #: What a run is measured on every epoch, in this order (the long ``curves`` table has one column each).
 MEASURES = ("train", "val", "test")
@@ -214,24 +215,38 @@ class Monitor(Callback):
             missing = [t.name for t in tasks if metric not in t.metrics]
             if missing:
                 raise KeyError(f"the test metric {metric!r} is not among the metrics of task(s) {missing}")
-        self.tasks, self.device, self.metric = list(tasks), device, metric
+        self.tasks, self.metric = list(tasks), metric
         self.select = _indices([t.name for t in tasks], select)
-        self.sets = {"train": run.train, "val": run.val, "test": run.test}
-        self.batches = {m: None if data is None else [data.batch(device)] for m, data in self.sets.items()}
+        sets = {"train": run.train, "val": run.val, "test": run.test}
+        self.batches = {m: split_batch(data.batch(device)) for m, data in sets.items() if data is not None}
         self.values: list[np.ndarray] = []  # per epoch: (measures, tasks)
         self._best = math.inf
         self._best_state: dict[str, torch.Tensor] | None = None
 
     def _score(self, model: MultiTaskModel, measure: str) -> list[float]:
-        batches = self.batches[measure]
-        if batches is None:
+        """``task.loss`` (or the test metric) of every task on the whole split, as :func:`~mtl_course.train.evaluate`
+        computes it for one batch; ``NaN`` for a missing split or a task without targets in it."""
+        if measure not in self.batches:
             return [math.nan] * len(self.tasks)
-        row = evaluate(model, self.tasks, batches, device=self.device)
-        key = "loss" if measure != "test" or self.metric is None else self.metric
-        return [row[f"{t.name}/val_{key}"] for t in self.tasks]
+        x, ys, ms = self.batches[measure]
+        out = model(x)
+        scores = []
+        for task in self.tasks:
+            if task.name not in ys:
+                scores.append(math.nan)
+                continue
+            y = ys[task.name]
+            mask = expand_mask(ms[task.name].bool(), y.shape) if task.name in ms else None
+            fn = task.metrics[self.metric] if measure == "test" and self.metric is not None else task.loss
+            scores.append(float(fn(out[task.name].float(), y, mask)))
+        return scores
 
+    @torch.no_grad()
     def measure(self, model: MultiTaskModel) -> None:
+        was_training = model.training
+        model.eval()
         values = np.array([self._score(model, m) for m in MEASURES])
+        model.train(was_training)
         self.values.append(values)
         criterion = float(values[1, self.select].sum())
         if criterion < self._best:

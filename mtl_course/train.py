@@ -199,11 +199,20 @@ def tcdcn_criterion(train_errors: Sequence[float], val_error: float, k: int, lam
         [k med_{j=t-k..t} E_tr(j) / (sum_{j=t-k}^{t} E_tr(j) - k med_j E_tr(j))]
         * [(E_val(t) - min E_tr) / (lam * min E_tr)]
 
-    ``train_errors`` are ``E_tr(1..t)``; the window ``t-k..t`` holds ``k + 1``
-    epochs and ``min E_tr`` is taken over all epochs so far. The first factor
-    measures the training trend: on a plateau the window sum is about
-    ``(k + 1) med`` and the factor about ``k``, so the threshold ``epsilon``
-    must be calibrated against ``k``. A zero denominator gives ``inf``.
+    ``train_errors`` are the task's training errors ``E_tr(1..t)`` (one per
+    epoch), ``val_error`` its validation error ``E_val(t)``, ``lam`` the task
+    coefficient (TCDCN's importance coefficient of the task's loss); ``min
+    E_tr`` is taken over all epochs so far.
+
+    **Which window.** The course reads the printed limits literally: the window
+    ``t-k..t`` holds ``k + 1`` epochs. The other reading, a window of ``k``
+    epochs, makes the denominator ``k mean - k med`` zero whenever mean and
+    median agree (a plateau, a straight line), so the criterion would be
+    infinite exactly where training has settled. Under the ``k + 1`` reading
+    the trend factor equals ``k`` on a plateau and on a straight line, and is
+    smaller on a fast, convex decrease: the threshold ``epsilon`` must be
+    calibrated against ``k``. This is a property of the reading, not a claim
+    of the paper. A zero denominator gives ``inf``.
 
     >>> tcdcn_criterion([1.0, 1.0, 1.0], val_error=1.5, k=2, lam=1.0)  # plateau: 2 * 0.5
     1.0
@@ -219,10 +228,17 @@ def tcdcn_criterion(train_errors: Sequence[float], val_error: float, k: int, lam
 
 
 class TaskEarlyStopping(Callback):
-    """Stop auxiliary ``task`` when :func:`tcdcn_criterion` exceeds ``epsilon``.
+    r"""Stop auxiliary ``task`` when :func:`tcdcn_criterion` exceeds ``epsilon``.
 
     Stopping deactivates the task in the weighting method: its loss is no
     longer computed or back-propagated. Needs a validation loader.
+
+    ``lam`` is the criterion's task coefficient :math:`\lambda^a`. In TCDCN it
+    is the coefficient of task :math:`a`'s loss in the training objective,
+    which the paper treats as learnable; here it is a constant (default
+    1) that is neither learnt nor tied to the weight the weighting method
+    gives the task. ``k`` is the window (``k + 1`` epochs, see
+    :func:`tcdcn_criterion`), ``epsilon`` the threshold.
     """
 
     def __init__(self, task: str, k: int = 5, epsilon: float = 5.0, lam: float = 1.0) -> None:

@@ -21,7 +21,11 @@ How it works:
    toolbar's indicator turns idle before the kernel is connected), clicks
    *Run → Run All Cells* and waits until every code cell has an execution
    number (a run that stops at an error fails at once, with the error).
-4. It scrolls to the explorer widget, focuses a slider handle and presses
+4. It scrolls to the explorer widget and checks that every slider readout
+   and the summary line are what the lecture's text promises after Run All
+   (A6: the tuner in its reset state, λ = (1, 1); a cell that moves a
+   displayed slider from code can leave it elsewhere). Then it focuses a
+   slider handle and presses
    ArrowRight ×3, then End, then Home + PageUp ×2. After each step the slider
    readout, the summary line (``<code>`` in the widget) and the figure (the
    ``src`` of the widget's ``<img>``) must all change.
@@ -40,6 +44,7 @@ Without chromium the test skips, except under CI (``CI=true``), where it fails.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -76,14 +81,30 @@ class WidgetLecture:
 
     path: str  # relative to the repository
     slider_label: str | None  # regex matched against the slider's description; None: the first slider
+    #: What the lecture's text promises the widget shows after Run All: the value each slider's readout
+    #: shows, by label, and the start of the summary line (empty: not checked).
+    readouts_after_run_all: tuple[tuple[str, float], ...] = ()
+    summary_after_run_all: str = ""
 
     @property
     def stem(self) -> str:
         return Path(self.path).stem
 
 
-PREFERRED = WidgetLecture("lectures/06_loss_weighting.ipynb", r"^λ\s")  # LossWeightTuner: "λ t0", "λ t1"
-FALLBACK = WidgetLecture("lectures/01_lasso_inductive_bias.ipynb", r"^log₁₀ α$")  # LassoExplorer
+# LossWeightTuner: "λ t0", "λ t1"; A6 promises the reset state λ = (1, 1) after Run All (its checks use another tuner)
+PREFERRED = WidgetLecture(
+    "lectures/06_loss_weighting.ipynb",
+    r"^λ\s",
+    readouts_after_run_all=(("λ t0", 1.0), ("λ t1", 1.0)),
+    summary_after_run_all="λ = (t0: 1, t1: 1) →",
+)
+# LassoExplorer: A1 sets log₁₀ α = −1 in the cell that displays it
+FALLBACK = WidgetLecture(
+    "lectures/01_lasso_inductive_bias.ipynb",
+    r"^log₁₀ α$",
+    readouts_after_run_all=(("log₁₀ α", -1.0),),
+    summary_after_run_all="α = 0.0981",
+)
 
 
 def widget_lecture() -> WidgetLecture:
@@ -206,6 +227,13 @@ function readWidget(root, sliderIndex) {
 
 WIDGET_STATE_JS = f"([root, i]) => {{ {READ_WIDGET_JS}; return readWidget(root, i); }}"
 
+# Every slider's label and readout in the widget, and its summary line.
+ALL_READOUTS_JS = """(root) => ({
+  readouts: Array.from(root.querySelectorAll('.widget-slider')).map(s => [
+    s.querySelector('.widget-label').textContent.trim(), s.querySelector('.widget-readout').textContent.trim()]),
+  summary: (root.querySelector('.widget-html-content code') || {textContent: ''}).textContent.trim(),
+})"""
+
 # True once the readout, the summary and the figure all differ from ``before`` (and the figure loaded).
 CHANGED_JS = f"""([root, i, before]) => {{ {READ_WIDGET_JS};
   const now = readWidget(root, i);
@@ -228,6 +256,14 @@ SETTLED_JS = f"""([root, i, ms]) => {{ {READ_WIDGET_JS};
 
 #: Milliseconds the widget must stay unchanged (kernel Idle) to count as settled.
 SETTLE_MS = 1000
+
+
+def _number(readout: str | None) -> float | None:
+    """The number a slider readout shows ("1.00", "−1.00", "1e+03"), or None."""
+    try:
+        return float((readout or "").replace("−", "-"))
+    except ValueError:
+        return None
 
 
 def _short(state: dict) -> dict:
@@ -403,6 +439,21 @@ def test_widget_responds_to_keyboard_in_jupyterlab(
                 f"the widget is incomplete: {_short(before)}"
             )
             session.screenshot("before")
+
+        with session.step("the widget shows what the text promises after Run All"):
+            shown = page.evaluate(ALL_READOUTS_JS, root)
+            shown_readouts = dict(shown["readouts"])
+            for label, promised in lecture.readouts_after_run_all:
+                shown_value = _number(shown_readouts.get(label))
+                assert shown_value is not None and math.isclose(shown_value, promised, rel_tol=1e-3), (
+                    f"after Run All, slider {label!r} reads {shown_readouts.get(label)!r}; the lecture's text promises "
+                    f"{promised!r} (all readouts: {shown_readouts}; summary: {shown['summary']!r})"
+                )
+            assert shown["summary"].startswith(lecture.summary_after_run_all), (
+                f"after Run All the summary is {shown['summary']!r}; the text promises one starting with "
+                f"{lecture.summary_after_run_all!r}"
+            )
+            print(f"after Run All: readouts {shown_readouts}; summary {shown['summary']!r}")
 
         def move(keys: list[str]) -> dict:
             previous = page.evaluate(WIDGET_STATE_JS, [root, index])

@@ -9,7 +9,7 @@ import torch
 from _toy_models import ToyHardSharing, toy_losses
 
 from mtl_course.weighting import DynamicWeightAverage, GradNorm, UncertaintyWeighting
-from mtl_course.weighting.gradnorm import gradnorm_loss
+from mtl_course.weighting.gradnorm import gradnorm_loss, suggested_weight_lr
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -136,6 +136,79 @@ def test_gradnorm_renormalises_and_network_gets_weighted_sum(device):
         for g, p in zip(got, model.parameters(), strict=True):
             torch.testing.assert_close(g, p.grad)
     assert not torch.allclose(method.w, torch.ones(3, device=device))
+
+
+def _gradnorm_run(lr: float | None, scales: tuple[float, ...], steps: int = 300) -> tuple[float, torch.Tensor, int]:
+    """Train the toy with GradNorm's weight step ``lr`` (None: :func:`suggested_weight_lr` of the initial norms).
+
+    Returns the rate used, the final weights and the number of steps on which some weight was below 0.01.
+    """
+    torch.manual_seed(0)
+    model = ToyHardSharing(TASKS)
+    x = torch.randn(64, 4)
+    targets = {t: torch.randn(64) * s for t, s in zip(TASKS, scales, strict=True)}
+    layer = model.last_shared_layer()
+    norms = torch.stack(
+        [
+            torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, layer, retain_graph=True)]).norm()
+            for loss in toy_losses(model, x, targets).values()
+        ]
+    )
+    lr = suggested_weight_lr(norms) if lr is None else lr
+    method = GradNorm(TASKS, alpha=0.12, lr=lr)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+    near_floor = 0
+    for _ in range(steps):
+        optimizer.zero_grad()
+        method.backward(toy_losses(model, x, targets), model)
+        optimizer.step()
+        near_floor += int(method.w.min() < 0.01)
+    return lr, method.w, near_floor
+
+
+def test_gradnorm_weight_step_carries_the_loss_scale_and_the_suggested_rate_removes_it():
+    """Task scales (10, 100, 3): the default step pins a weight near its floor; suggested_weight_lr does not."""
+    scales = (10.0, 100.0, 3.0)
+    _, _, floor_default = _gradnorm_run(0.025, scales)
+    lr, weights, floor_suggested = _gradnorm_run(None, scales)
+    assert floor_default > 50, f"with lr = 0.025 a weight should often sit below 0.01, got {floor_default}/300 steps"
+    assert floor_suggested == 0, f"with lr = {lr:.2e} no weight should fall below 0.01, got {floor_suggested}/300"
+    assert weights.argmin().item() == 1, (
+        f"the task with the largest gradients should get the smallest weight: {weights}"
+    )
+
+
+def test_suggested_weight_lr_matches_its_formula_and_rejects_bad_norms():
+    norms = torch.tensor([0.5, 2.0, 8.0])
+    # the balance w_i n_i = const with sum w_i = 3 gives w = 3 / (n_i sum 1/n_j); one step moves w_3 by lr * 8
+    w_min = 3 / (8.0 * (1 / 0.5 + 1 / 2.0 + 1 / 8.0))
+    assert math.isclose(suggested_weight_lr(norms, fraction=0.2) * 8.0, 0.2 * w_min, rel_tol=1e-12)
+    with pytest.raises(ValueError, match="positive and finite"):
+        suggested_weight_lr(torch.tensor([1.0, 0.0]))
+    with pytest.raises(ValueError, match="fraction"):
+        suggested_weight_lr(torch.tensor([1.0]), fraction=0.0)
+
+
+def test_gradnorm_step_before_renormalisation_is_lr_times_the_raw_gradient_norm():
+    """One step from w = (1, 1): w_i moves by lr * ||grad_W L_i|| (sign of G_i - target), then renormalises."""
+    torch.manual_seed(2)
+    model = ToyHardSharing(["a", "b"])
+    x = torch.randn(16, 4)
+    targets = {"a": torch.randn(16), "b": 50 * torch.randn(16)}
+    method = GradNorm(["a", "b"], alpha=0.12, lr=1e-4)
+    losses = toy_losses(model, x, targets)
+    layer = model.last_shared_layer()
+    norms = torch.stack(
+        [
+            torch.cat([g.reshape(-1) for g in torch.autograd.grad(v, layer, retain_graph=True)]).norm()
+            for v in losses.values()
+        ]
+    )
+    # first step: ratios 1, target = mean(G); the task with the larger norm is above it and loses weight
+    sign = torch.sign(norms - norms.mean())
+    stepped = 1.0 - 1e-4 * sign * norms
+    method.backward(losses, model)
+    torch.testing.assert_close(method.w, stepped * 2 / stepped.sum())
 
 
 # -- DWA -------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Chen, Badrinarayanan, Lee & Rabinovich, "GradNorm: Gradient Normalization for
 Adaptive Loss Balancing in Deep Multitask Networks", ICML 2018,
 arXiv 1711.02257, Section 3 and Algorithm 1. :func:`gradnorm_loss` is the
 loss on the weights, :class:`GradNorm` the method (the network step, the
-weight step and the renormalisation).
+weight step and the renormalisation), :func:`suggested_weight_lr` a rate for
+the weight step (the paper does not fix one).
 """
 
 from __future__ import annotations
@@ -49,6 +50,34 @@ def gradnorm_loss(
     return (norms - target).abs().sum()
 
 
+def suggested_weight_lr(grad_norms: torch.Tensor, fraction: float = 0.1) -> float:
+    r"""A weight step for :class:`GradNorm` from the initial gradient norms :math:`n_i = \|\nabla_W L_i(0)\|_2`.
+
+    GradNorm drives the weighted norms :math:`w_i n_i` towards a common value
+    (for :math:`\alpha = 0` exactly); with :math:`\sum_i w_i = T` that
+    balance gives the task with the largest norm the smallest weight,
+    :math:`w_{\min} = T / (n_{\max} \sum_j 1/n_j)`. One plain step moves it
+    by :math:`\mathrm{lr}\, n_{\max}`; asking that to be ``fraction`` of
+    :math:`w_{\min}` gives
+
+    .. math:: \mathrm{lr} = \text{fraction} \cdot \frac{T}{n_{\max}^2 \sum_j 1/n_j} .
+
+    For norms of order 1 this is about ``fraction`` (0.1 by default); it falls
+    with the square of the largest norm.
+
+    >>> round(suggested_weight_lr(torch.tensor([1.0, 1.0])), 3)
+    0.1
+    >>> f"{suggested_weight_lr(torch.tensor([1.0, 100.0])):.3g}"  # T = 2, sum 1/n = 1.01
+    '1.98e-05'
+    """
+    norms = torch.as_tensor(grad_norms, dtype=torch.float64).reshape(-1)
+    if norms.numel() == 0 or not bool(torch.all(torch.isfinite(norms) & (norms > 0))):
+        raise ValueError(f"the gradient norms must be positive and finite, got {norms.tolist()}")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    return float(fraction * norms.numel() / (norms.max() ** 2 * (1.0 / norms).sum()))
+
+
 @register("gradnorm")
 class GradNorm(WeightingMethod):
     r"""GradNorm (Chen et al., ICML 2018, arXiv 1711.02257, Algorithm 1) with asymmetry ``alpha``.
@@ -63,6 +92,19 @@ class GradNorm(WeightingMethod):
     to the model's optimiser. After each step they are clamped to at least
     ``min_weight`` (:math:`G_W^{(i)} = w_i \|\nabla_W L_i\|` is a norm only for :math:`w_i > 0`)
     and renormalised to sum to the number of active tasks.
+
+    **Choosing the weight step ``lr``.** The paper (Algorithm 1) updates the
+    :math:`w_i` using :math:`\nabla_{w_i} L_{\text{grad}}` and renormalises
+    them, but fixes neither the optimiser nor its rate. This class takes plain
+    gradient steps, and :math:`\partial L_{\text{grad}}/\partial w_i =
+    \pm\|\nabla_W L_i\|_2`: a step moves :math:`w_i` by
+    :math:`\mathrm{lr}\,\|\nabla_W L_i\|_2` before the renormalisation, so it
+    carries the scale of the raw losses, the very scale GradNorm is meant to
+    remove. A rate that suits losses of order 1 (the default 0.025) makes the
+    weight of a task with large gradients jump between its floor
+    ``min_weight`` and its target. :func:`suggested_weight_lr` chooses the
+    rate from the gradient norms at the start; the class does not normalise
+    the step itself.
 
     Needs ``model.last_shared_layer()``.
     """

@@ -340,7 +340,7 @@ class LossWeightTuner(Explorer):
             ylabel=f"L {self.names[j]} ({self.loss_label})",
             title=title,
         )
-        ax.legend(fontsize=7, loc="upper right", handlelength=1.2, borderaxespad=0.2)
+        ax.legend(fontsize=9, loc="upper right", handlelength=1.2, borderaxespad=0.2)
         self._front_axes = (i, j)
 
     def _build_plane(self, ax: plt.Axes, colors: list[str]) -> None:
@@ -352,7 +352,7 @@ class LossWeightTuner(Explorer):
             ax.plot(self.sweep_w[:, 0], self.sweep_w[:, 1], color="0.45", lw=1.6)
         for k, c in enumerate(q.centers):
             ax.plot(c[0], c[1], "*", color=colors[k], ms=10, mec="k", mew=0.5)
-            ax.annotate(self.names[k], c, textcoords="offset points", xytext=(5, 4), fontsize=8, color=colors[k])
+            ax.annotate(self.names[k], c, textcoords="offset points", xytext=(5, 4), fontsize=9, color=colors[k])
         (a["plane_point"],) = ax.plot([], [], "o", color="k", ms=6)
         (a["plane_fit"],) = ax.plot([], [], "x", color=PALETTE[4], ms=10, mew=2)
         x0, x1, y0, y1 = self.plane_limits

@@ -37,7 +37,7 @@ from mtl_course.weighting.base import (
 from mtl_course.weighting.cagrad import CAGrad, cagrad_coefficients
 from mtl_course.weighting.dwa import DynamicWeightAverage, dwa_weights
 from mtl_course.weighting.gradient import GradientWeighting
-from mtl_course.weighting.gradnorm import GradNorm, gradnorm_loss
+from mtl_course.weighting.gradnorm import GradNorm, gradnorm_loss, suggested_weight_lr
 from mtl_course.weighting.imtl import IMTLG, imtl_g_coefficients
 from mtl_course.weighting.mgda import MGDA, mgda_ub, min_norm_element, min_norm_two
 from mtl_course.weighting.pcgrad import PCGrad, pcgrad_coefficients
@@ -69,5 +69,6 @@ __all__ = [
     "min_norm_two",
     "pcgrad_coefficients",
     "register",
+    "suggested_weight_lr",
     "uncertainty_objective",
 ]

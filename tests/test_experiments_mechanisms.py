@@ -116,6 +116,7 @@ def test_experiments_smoke(device: torch.device) -> None:
     assert M.eavesdropping_experiment([0], **small).summary.shape[0] == 3
     rep, probe = M.representation_experiment([0], task_counts=(1, 3), n_probe=20, n_novel=2, **small)
     assert list(probe["tasks"]) == [1, 3] and probe["novel_mse"].notna().all()
+    assert list(rep.summary["condition"]) == ["T=1", "T=3"]  # T: the number of training tasks
     extra = [run.train.targets["extra"] for run in rep.runs]
     assert np.isnan(extra[0]).all() and not np.isnan(extra[1][:, :2]).any() and np.isnan(extra[1][:, 2:]).all()
     assert M.predict(rep, "test").shape == (2, 40)

@@ -115,6 +115,32 @@ def test_relatedness_buttons_switch_the_curves(explorer: SoftSharingExplorer) ->
     assert "ρ = 0" in unrelated.summary
 
 
+def test_relatedness_labels_fit_their_buttons() -> None:
+    """Each toggle label ("ρ = 0.5") fits its button: width measured by matplotlib's text layout, in em."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    explorer = SoftSharingExplorer(pd.concat([synthetic_summary(), synthetic_summary().assign(rho=0.5)]))
+    toggle = explorer.controls["rho"]
+    labels = [label for label, _ in toggle.options]
+    assert labels == ["ρ = 1", "ρ = 0.5", "ρ = 0"]
+    width_em = float(toggle.style.button_width.removesuffix("em"))
+    size = 10.0  # one em
+    for label in labels:
+        text_em = (
+            TextPath((0, 0), label, size=size, prop=FontProperties(family="DejaVu Sans")).get_extents().width / size
+        )
+        assert width_em >= text_em + 1.5, f"{label!r} needs {text_em:.2f} em plus padding, the button has {width_em} em"
+
+
+def test_legends_are_readable_at_80_dpi(explorer: SoftSharingExplorer) -> None:
+    explorer.set(log10_lam=-2.0, rho=1.0)
+    legends = [ax.get_legend() for ax in explorer.figure.axes if ax.get_legend() is not None]
+    assert len(legends) == 2
+    assert explorer.figure.dpi == 80
+    assert min(t.get_fontsize() for legend in legends for t in legend.get_texts()) >= 9
+
+
 def test_out_of_range_and_non_finite_slider_values_never_fail(explorer: SoftSharingExplorer) -> None:
     for value in (-100.0, 100.0, float("nan"), float("inf"), float("-inf")):
         state = explorer.compute(log10_lam=value, rho=1.0)

@@ -411,13 +411,13 @@ def representation_experiment(
     problem: EnvironmentProblem | None = None,
     device: torch.device | str | None = None,
 ) -> tuple[ExperimentResult, pd.DataFrame]:
-    r"""Representation bias in Baxter's environment: train on :math:`K` tasks, read out novel ones.
+    r"""Representation bias in Baxter's environment: train on :math:`T` tasks, read out novel ones.
 
     Every run sees the same ``n_train`` cases of a seed; the run with
-    :math:`K` tasks (condition ``"K=k"``, column ``tasks``) has the labels of
-    the first :math:`K` training tasks of
+    :math:`T` tasks (condition ``"T=k"``, column ``tasks``) has the labels of
+    the first :math:`T` training tasks of
     :class:`~mtl_course.data.caruana.EnvironmentProblem` (the others
-    ``NaN``; :math:`K = 1` is STL). After training (every replica's
+    ``NaN``; :math:`T = 1` is STL). After training (every replica's
     early-stopped weights), ``n_novel`` new tasks of the same environment
     are each fitted with a ridge read-out (:func:`linear_probe_error`) on
     ``n_probe`` fresh labelled cases of the frozen shared layer and scored
@@ -437,7 +437,7 @@ def representation_experiment(
         for k in task_counts:
             kept = set(problem.task_names[:k])
             targets = {t: (y if t in kept else np.full_like(y, np.nan)) for t, y in train.targets.items()}
-            runs.append(_run(f"K={k}", seed, train.with_targets(targets), val, test, {"tasks": k}))
+            runs.append(_run(f"T={k}", seed, train.with_targets(targets), val, test, {"tasks": k}))
     result = train_runs(runs, steps=steps, lr=lr, eval_every=eval_every, device=device)
     return result, _novel_task_errors(result, problem, n_probe, n_novel, ridge)
 

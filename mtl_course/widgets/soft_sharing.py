@@ -34,6 +34,17 @@ from mtl_course.plots import PALETTE, task_colors
 from mtl_course.widgets.base import Explorer
 
 _HARD_COLOR = "#000000"
+#: Legend text size in points: readable without zooming at the explorer's 80 dpi.
+LEGEND_FONTSIZE = 9
+
+
+def button_width(labels: list[str]) -> str:
+    """A CSS width for toggle buttons that shows the longest label in full (about 0.7 em a character plus padding).
+
+    >>> button_width(["ρ = 1", "ρ = 0.5"])
+    '6.9em'
+    """
+    return f"{0.7 * max(len(label) for label in labels) + 2:.1f}em"
 
 
 @dataclass(frozen=True)
@@ -125,11 +136,12 @@ class SoftSharingExplorer(Explorer):
         )
         controls: dict[str, W.ValueWidget] = {"log10_lam": slider}
         if len(rhos) > 1:
+            labels = [f"ρ = {r:g}" for r in rhos]
             controls["rho"] = W.ToggleButtons(
-                options=[(f"ρ = {r:g}", r) for r in rhos],
+                options=list(zip(labels, rhos, strict=True)),
                 value=rhos[0],
                 description="relatedness",
-                style={"button_width": "64px"},
+                style={"button_width": button_width(labels)},
             )
         self._single_rho = rhos[0]
         super().__init__(controls, title="Soft sharing: move λ, watch the task networks merge")
@@ -210,7 +222,7 @@ class SoftSharingExplorer(Explorer):
             title="Distance between the task columns",
             ylim=(-0.05, 1.1),
         )
-        ax_d.legend(loc="lower left", fontsize=7)
+        ax_d.legend(loc="lower left", fontsize=LEGEND_FONTSIZE)
         for t in self.tasks:
             color = self.colors[t]
             ax_e.plot(c.x[1:], c.error[t][1:], "o-", color=color, ms=4, label=f"task {t}")
@@ -225,7 +237,7 @@ class SoftSharingExplorer(Explorer):
             ylabel=f"{name} MSE (target variance 1)",
             title=f"{name.capitalize()} error (dashed: hard sharing)",
         )
-        ax_e.legend(loc="best", fontsize=7)
+        ax_e.legend(loc="best", fontsize=LEGEND_FONTSIZE)
         ticks = [c.x[0], *range(math.ceil(c.x[1]), math.floor(c.x[-1]) + 1)]
         labels = ["0", *[f"{10.0**k:g}" for k in ticks[1:]]]
         lines = []

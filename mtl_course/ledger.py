@@ -24,10 +24,10 @@ sd over :math:`n` seeds), and a verdict **computed from the measurement**:
 * :func:`untestable_claim` -- not testable offline (the paper's data or scale
   is out of reach), with the reason.
 
-A record prints in a stable text form (for a ``# NBVAL_CHECK_OUTPUT`` cell) and
-carries a JSON copy in the notebook's outputs
-(:data:`MIME_TYPE`), from which ``make site`` builds the page "What
-reproduces" (:func:`collect_claims`, :func:`render_page`).
+A displayed record prints in a stable text form (for a ``# NBVAL_CHECK_OUTPUT``
+cell) and carries a JSON copy in its output's metadata (under
+:data:`MIME_TYPE`), from which ``make site`` builds the page "What reproduces"
+(:func:`collect_claims`, :func:`render_page`).
 
 >>> shuffle_test = Statement("A2", "The shuffle test", "Caruana 1997, Section 3.1",
 ...                          "Extra tasks help the main task only when their labels match the inputs.")
@@ -57,7 +57,7 @@ from mtl_course.stats import sample_sd
 
 Verdict = Literal["reproduces", "partly", "does not reproduce", "not testable offline"]
 Tag = Literal["checked", "abstract", "unchecked"]
-#: The MIME type under which a record's JSON travels in a notebook's outputs.
+#: The key under which a record's JSON travels in the metadata of a notebook output.
 MIME_TYPE = "application/vnd.mtl-course.claim+json"
 VERDICTS: tuple[Verdict, ...] = ("reproduces", "partly", "does not reproduce", "not testable offline")
 #: How many standard errors above zero an effect must be to count as reproduced.
@@ -140,8 +140,9 @@ class Claim:
             data["measurement"]["sd"] = round(self.measurement.sd, digits)
         return data
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return {"text/plain": str(self), MIME_TYPE: self.to_json()}
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The stable text as the output (compared by nbval), the JSON in the output's metadata (read by the site)."""
+        return {"text/plain": str(self)}, {MIME_TYPE: self.to_json()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Claim:
@@ -252,10 +253,10 @@ def collect_claims(notebooks: Iterable[Path]) -> dict[Path, list[Claim]]:
     for path in notebooks:
         cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
         claims = [
-            Claim.from_json(output["data"][MIME_TYPE])
+            Claim.from_json(output["metadata"][MIME_TYPE])
             for cell in cells
             for output in cell.get("outputs", [])
-            if MIME_TYPE in output.get("data", {})
+            if MIME_TYPE in output.get("metadata", {})
         ]
         found[Path(path)] = claims
     return found

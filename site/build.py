@@ -191,8 +191,8 @@ def landing_page(lectures: list[Notebook], exercises: list[Notebook]) -> str:
 
 def _site_link(path: Path, claim: Claim) -> str:
     """A link from a claim to its section of the rendered notebook (checked by :func:`check_site`)."""
-    href = f"{path.parent.name}/{path.stem}.html#{section_anchor(claim.section)}"
-    return f'<a href="{href}">{html.escape(claim.claim)}</a>'
+    href = f"{path.parent.name}/{path.stem}.html#{section_anchor(claim.statement.section)}"
+    return f'<a href="{href}">{html.escape(claim.statement.claim)}</a>'
 
 
 def reproduces_pages(lectures: list[Notebook]) -> tuple[str, str]:

@@ -119,7 +119,8 @@ def test_a_record_survives_a_notebook_and_renders_on_the_page(tmp_path: Path) ->
     output = nb.cells[0].outputs[0]
     assert output["data"]["text/plain"].startswith("[A9] Someone 2020, Table 1: X beats Y.")
     (claim,) = collect_claims([path])[path]
-    assert claim == Claim.from_json(json.loads(json.dumps(output["data"][MIME_TYPE])))
+    assert claim == Claim.from_json(json.loads(json.dumps(output["metadata"][MIME_TYPE])))
+    assert list(output["data"]) == ["text/plain"]  # nothing the site's renderer would not know
     assert claim.verdict == "reproduces" and claim.measurement.mean == 0.25
     page = render_page({path: [claim]})
     assert "[X beats Y.](../lectures/99_test.ipynb#the-test-section)" in page and "**reproduces**" in page

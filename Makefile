@@ -91,7 +91,7 @@ notebooks: setup-dev
 ## site: the course website in _build/html, from the stored outputs (EXECUTE=1 runs the notebooks
 ## first); -W: any warning fails; then internal links and offline loading are checked
 site: setup-dev
-	$(BIN)/python site/build.py $(if $(filter-out 0,$(EXECUTE)),--execute,)
+	$(BIN)/python site/build.py --update-ledger-page $(if $(filter-out 0,$(EXECUTE)),--execute,)
 
 ## benchmarks: time every notebook and the package's hot paths; print tables
 benchmarks: setup-dev

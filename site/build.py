@@ -265,11 +265,15 @@ def write_source_tree(
     for name, text in pages.items():
         (src / "api" / f"{name}.rst").write_text(text, encoding="utf-8")
     (src / "index.md").write_text(landing_page(found["lectures"], found["exercises"]), encoding="utf-8")
-    site_page, github_page = reproduces_pages(found["lectures"])
-    (src / f"{REPRODUCES}.md").write_text(site_page, encoding="utf-8")
-    if root.resolve() == REPO:
-        (SITE / f"{REPRODUCES}.md").write_text(github_page, encoding="utf-8")
+    (src / f"{REPRODUCES}.md").write_text(reproduces_pages(found["lectures"])[0], encoding="utf-8")
     return found["lectures"], found["exercises"], modules
+
+
+def update_ledger_page(root: Path = REPO) -> Path:
+    """Rewrite the GitHub copy of "What reproduces" (``site/reproduces.md``) from the lectures' stored outputs."""
+    path = SITE / f"{REPRODUCES}.md"
+    path.write_text(reproduces_pages(find_notebooks(root, "lectures"))[1], encoding="utf-8")
+    return path
 
 
 # -- checks of the built pages -----------------------------------------------------
@@ -414,7 +418,12 @@ def main(argv: list[str] | None = None) -> int:
         "--no-api", action="store_true", help="skip the API reference (a quick build of the notebooks only)"
     )
     parser.add_argument("--no-check", action="store_true", help="skip the link and offline checks of the built pages")
+    parser.add_argument(
+        "--update-ledger-page", action="store_true", help="also rewrite site/reproduces.md (what `make site` does)"
+    )
     args = parser.parse_args(argv)
+    if args.update_ledger_page:
+        print(f"site: wrote {update_ledger_page(args.root.resolve())}")
     root = args.root.resolve()
     build_dir = (args.build_dir or root / "_build").resolve()
     build(root, build_dir, execute=args.execute, jobs=args.jobs, check=not args.no_check, api=not args.no_api)

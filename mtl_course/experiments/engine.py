@@ -1,0 +1,325 @@
+r"""The experiment engine: train many runs (conditions × seeds × settings), monitor them the same way, one result.
+
+Every comparison in the course has the same shape: a list of :class:`Run`\ s
+(a condition such as STL or MTL, on one seed, with its own training,
+validation and test data), one model per run, the same training recipe for
+all, and a table with one row per run that :mod:`mtl_course.stats` turns
+into mean ± sd and paired changes. This module is the one home of that
+shape:
+
+* :class:`Run` -- what one run trains on;
+* :class:`Monitor` -- the one monitoring and early-stopping rule: before
+  training (epoch 0) and after every epoch it records, per task, the
+  training loss and the validation loss on the whole training and
+  validation sets, and the test metric on the whole test set; the *best
+  epoch* is the first one with the lowest validation loss summed over the
+  selected tasks, and the weights of that epoch are restored at the end
+  (early stopping without stopping: the curves still run to the end);
+* :class:`ExperimentResult` -- ``summary`` (one row per run), ``curves``
+  (one row per run, epoch and task) and the trained models;
+* :func:`train_each` -- one ordinary model per run, trained with
+  :func:`mtl_course.train.fit` (the cross-stitch and sluice lectures).
+
+The test metric is computed against ``run.test.targets``: give a test set
+whose targets are the noise-free truth (``test.with_targets(test.truth)``)
+to score against the ground truth, and one with noisy labels to score as a
+held-out set would be scored in practice.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mtl_course.data.tasks import MultiTaskData
+from mtl_course.device import get_device
+from mtl_course.models.base import MultiTaskModel
+from mtl_course.train import Callback, Recorder, Task, TrainState, evaluate, fit
+
+#: What a run is measured on every epoch, in this order (the long ``curves`` table has one column each).
+MEASURES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of an experiment: a condition on one seed, with its own data.
+
+    ``train`` holds the condition's training signals (e.g. ``NaN`` for the
+    extra tasks of STL, shuffled labels for Caruana's shuffle test); ``val``
+    (optional) selects the best epoch; ``test`` is scored with the test
+    metric against its ``targets``. ``seed`` sets the run's initial weights
+    (runs of one seed start from the same network). ``info`` holds extra
+    columns for the result tables (a relatedness, a sample size, ...).
+    """
+
+    condition: str
+    seed: int
+    train: MultiTaskData
+    val: MultiTaskData | None
+    test: MultiTaskData
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _selection(val: np.ndarray, select: Sequence[int]) -> np.ndarray:
+    """The criterion of the best epoch: the validation loss summed over the selected tasks, ``(E, R)``."""
+    return val[..., list(select)].sum(-1)
+
+
+def best_epochs(val: np.ndarray, select: Sequence[int]) -> np.ndarray:
+    """Per run, the first epoch with the lowest validation loss summed over the tasks ``select``.
+
+    ``val`` is ``(epochs + 1, runs, tasks)`` (row 0: before training). A run
+    whose criterion is never finite (no validation set, or a diverged run)
+    gets its last epoch.
+
+    >>> val = np.array([[[3.0, 1.0]], [[1.0, 2.0]], [[1.0, 9.0]], [[2.0, 0.0]]])  # 4 epochs, 1 run, 2 tasks
+    >>> best_epochs(val, [0]).tolist(), best_epochs(val, [0, 1]).tolist()
+    ([1], [3])
+    """
+    criterion = _selection(val, select)
+    finite = np.isfinite(criterion)
+    masked = np.where(finite, criterion, np.inf)
+    return np.where(finite.any(0), masked.argmin(0), criterion.shape[0] - 1)
+
+
+@dataclass
+class ExperimentResult:
+    """What an executor returns.
+
+    ``summary``: one row per run with ``run``, ``condition``, ``seed``, the
+    run's ``info`` columns, ``best_epoch`` and ``best_step`` (see
+    :func:`best_epochs`), ``diverged``, and per task ``t``: ``train_<t>``,
+    ``val_<t>`` and ``test_<t>`` at the best epoch (early stopping),
+    ``final_<t>`` (the test metric after the last epoch) and ``init_<t>``
+    (before training); ``test``, ``final`` and ``init`` are their means over
+    the tasks. ``curves``: a long table ``run, condition, seed, <info>,
+    epoch, step, task, train, val, test``. ``models``: the trained model of
+    every run, with the weights of its best epoch. ``records``: per run, the
+    snapshots of the ``record`` function, epochs 0, 1, ... (empty without one).
+    """
+
+    summary: pd.DataFrame
+    curves: pd.DataFrame
+    models: Sequence[MultiTaskModel]
+    runs: list[Run]
+    records: list[list[Any]] = field(default_factory=list)
+
+    def select(self, **columns: object) -> pd.DataFrame:
+        """The summary rows whose columns equal the given values, e.g. ``select(condition="STL")``."""
+        keep = np.ones(len(self.summary), dtype=bool)
+        for name, value in columns.items():
+            if name not in self.summary:
+                raise KeyError(f"the summary has no column {name!r}; its columns are {list(self.summary)}")
+            keep &= (self.summary[name] == value).to_numpy()
+        return self.summary[keep]
+
+
+def make_result(
+    runs: Sequence[Run],
+    tasks: Sequence[str],
+    values: Mapping[str, np.ndarray],
+    steps: Sequence[int],
+    models: Sequence[MultiTaskModel],
+    *,
+    select: Sequence[str] | None = None,
+    diverged: Sequence[bool] | None = None,
+    records: list[list[Any]] | None = None,
+) -> ExperimentResult:
+    """Assemble an :class:`ExperimentResult` from measurements ``values[m]`` of shape ``(epochs + 1, runs, tasks)``.
+
+    ``m`` runs over :data:`MEASURES`; ``steps[e]`` is the optimiser step
+    count after epoch ``e``; the best epoch is chosen on the validation
+    losses of the tasks ``select`` (default: all).
+    """
+    index = [tasks.index(t) for t in (select or tasks)]
+    E, R, T = values["val"].shape
+    diverged = [False] * R if diverged is None else list(diverged)
+    # a diverged run is scored at its last epoch, which it did not reach: NaN
+    best = np.where(diverged, E - 1, best_epochs(values["val"], index))
+    test = values["test"]
+    rows = []
+    for r, run in enumerate(runs):
+        b = best[r]
+        row: dict[str, Any] = {"run": r, "condition": run.condition, "seed": run.seed, **run.info}
+        row.update(best_epoch=int(b), best_step=int(steps[b]), diverged=bool(diverged[r]))
+        for i, t in enumerate(tasks):
+            row.update({f"{m}_{t}": float(values[m][b, r, i]) for m in MEASURES})
+            row[f"final_{t}"], row[f"init_{t}"] = float(test[-1, r, i]), float(test[0, r, i])
+        row.update(test=float(test[b, r].mean()), final=float(test[-1, r].mean()), init=float(test[0, r].mean()))
+        rows.append(row)
+    info_columns = list(dict.fromkeys(k for run in runs for k in run.info))
+    curves = pd.DataFrame(
+        {
+            "run": np.tile(np.repeat(np.arange(R), T), E),
+            "condition": np.tile(np.repeat([run.condition for run in runs], T), E),
+            "seed": np.tile(np.repeat([run.seed for run in runs], T), E),
+            **{k: np.tile(np.repeat([run.info.get(k) for run in runs], T), E) for k in info_columns},
+            "epoch": np.repeat(np.arange(E), R * T),
+            "step": np.repeat(np.asarray(steps), R * T),
+            "task": np.tile(list(tasks), E * R),
+            **{m: values[m].reshape(-1) for m in MEASURES},
+        }
+    )
+    return ExperimentResult(pd.DataFrame(rows), curves, models, list(runs), records or [[] for _ in runs])
+
+
+# -- one ordinary model per run ------------------------------------------------------------------
+class Monitor(Callback):
+    """The engine's rule for one ordinary model: measure before training and after every epoch; keep the best weights.
+
+    Per task, the training loss and the validation loss (``task.loss`` on the
+    whole set, model in eval mode) and the test metric (``task.metrics[metric]``,
+    or the loss when ``metric`` is ``None``). The weights of the best epoch
+    (the first with the lowest validation loss summed over ``select``) are
+    restored at the end of training; without a validation set the weights
+    after the last epoch are kept.
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        tasks: Sequence[Task],
+        device: torch.device,
+        metric: str | None = None,
+        select: Sequence[str] | None = None,
+    ) -> None:
+        if metric is not None:
+            missing = [t.name for t in tasks if metric not in t.metrics]
+            if missing:
+                raise KeyError(f"the test metric {metric!r} is not among the metrics of task(s) {missing}")
+        self.tasks, self.device, self.metric = list(tasks), device, metric
+        names = [t.name for t in tasks]
+        self.select = [names.index(t) for t in (select or names)]
+        self.sets = {"train": run.train, "val": run.val, "test": run.test}
+        self.batches = {m: None if data is None else [data.batch(device)] for m, data in self.sets.items()}
+        self.values: list[np.ndarray] = []  # per epoch: (measures, tasks)
+        self._best = math.inf
+        self._best_state: dict[str, torch.Tensor] | None = None
+
+    def _score(self, model: MultiTaskModel, measure: str) -> list[float]:
+        batches = self.batches[measure]
+        if batches is None:
+            return [math.nan] * len(self.tasks)
+        row = evaluate(model, self.tasks, batches, device=self.device)
+        key = "loss" if measure != "test" or self.metric is None else self.metric
+        return [row[f"{t.name}/val_{key}"] for t in self.tasks]
+
+    def measure(self, model: MultiTaskModel) -> None:
+        values = np.array([self._score(model, m) for m in MEASURES])
+        self.values.append(values)
+        criterion = float(values[1, self.select].sum())
+        if criterion < self._best:
+            self._best = criterion
+            self._best_state = copy.deepcopy(model.state_dict())
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self.measure(state.model)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.measure(state.model)
+
+    def on_train_end(self, state: TrainState) -> None:
+        if self._best_state is not None:
+            state.model.load_state_dict(self._best_state)
+
+
+def _padded(values: list[np.ndarray], epochs: int, tasks: int) -> np.ndarray:
+    """``(epochs + 1, measures, tasks)``; epochs a diverged run did not reach are ``NaN``."""
+    out = np.full((epochs + 1, len(MEASURES), tasks), math.nan)
+    if values:
+        out[: len(values)] = np.stack(values)
+    return out
+
+
+def train_each(
+    runs: Sequence[Run],
+    build_model: Callable[[Run], MultiTaskModel],
+    tasks: Sequence[Task],
+    *,
+    epochs: int = 100,
+    lr: float = 1e-2,
+    weighting: str = "equal",
+    steps_per_epoch: int = 1,
+    batch_size: int | None = None,
+    mixing_lr_scale: float | None = None,
+    penalty: float = 0.0,
+    metric: str | None = None,
+    select: Sequence[str] | None = None,
+    record: Callable[[MultiTaskModel], Any] | None = None,
+    device: torch.device | str | None = None,
+) -> ExperimentResult:
+    """Train one ordinary model per run with :func:`mtl_course.train.fit` (Adam), monitored by :class:`Monitor`.
+
+    ``build_model(run)`` returns the run's freshly initialised model; it is
+    called inside ``torch.random.fork_rng`` after ``torch.manual_seed(run.seed)``
+    (the global random state is left as it was). Each epoch is
+    ``steps_per_epoch`` steps on the whole training set (``batch_size=None``)
+    or one pass of shuffled mini-batches (``run.train.loader(batch_size,
+    seed=run.seed)``). ``mixing_lr_scale`` gives the model's
+    ``mixing_parameters()`` (cross-stitch :math:`\\alpha`, sluice
+    :math:`\\alpha, \\beta`) the learning rate ``mixing_lr_scale * lr``
+    through ``model.parameter_groups``; ``penalty`` adds
+    ``penalty * model.penalty()`` to every step's loss; ``record(model)`` is
+    a :class:`~mtl_course.train.Recorder` snapshot taken before training and
+    after every epoch. A run whose loss stops being finite (``fit`` raises
+    ``FloatingPointError``, e.g. at a diverging learning rate) is reported
+    with ``diverged=True`` and ``NaN`` measurements from then on; the others
+    go on.
+    """
+    if not runs:
+        raise ValueError("train_each needs at least one run, got none")
+    if steps_per_epoch < 1 or (batch_size is not None and steps_per_epoch != 1):
+        raise ValueError(
+            f"steps_per_epoch must be >= 1, and 1 with mini-batches; got {steps_per_epoch} with batch_size={batch_size}"
+        )
+    device = get_device() if device is None else torch.device(device)
+    names = [t.name for t in tasks]
+    per_epoch = steps_per_epoch
+    values, models, records, diverged = [], [], [], []
+    for run in runs:
+        if list(run.train.tasks) != names:
+            raise KeyError(f"run {run.condition!r}/{run.seed} has the tasks {list(run.train.tasks)}, expected {names}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(run.seed))
+            model = build_model(run).to(device)
+        monitor = Monitor(run, tasks, device, metric, select)
+        recorder = Recorder(record) if record is not None else None
+        optimizer = None
+        if mixing_lr_scale is not None:
+            optimizer = torch.optim.Adam(model.parameter_groups(lr, mixing_lr_scale), lr=lr)
+        if batch_size is None:
+            loader = [run.train.batch(device)] * steps_per_epoch
+        else:
+            loader = run.train.loader(batch_size, seed=int(run.seed), device=device)
+            per_epoch = len(loader)
+        try:
+            fit(
+                model,
+                tasks,
+                weighting,
+                loader,
+                epochs=epochs,
+                lr=lr,
+                optimizer=optimizer,
+                device=device,
+                penalty=penalty,
+                callbacks=[monitor] + ([recorder] if recorder is not None else []),
+                progress=False,
+            )
+            diverged.append(False)
+        except FloatingPointError:
+            diverged.append(True)
+        values.append(_padded(monitor.values, epochs, len(names)))
+        models.append(model)
+        records.append(recorder.values if recorder is not None else [])
+    stacked = np.stack(values, axis=1)  # (epochs + 1, runs, measures, tasks)
+    measured = {m: stacked[:, :, i] for i, m in enumerate(MEASURES)}
+    steps = [e * per_epoch for e in range(epochs + 1)]
+    return make_result(runs, names, measured, steps, models, select=select, diverged=diverged, records=records)

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from mtl_course.data.tasks import MultiTaskData
-from mtl_course.experiments.engine import MEASURES, Run, best_epochs, train_each
+from mtl_course.experiments.engine import MEASURES, Run, best_epochs, train_each, train_replicated
+from mtl_course.experiments.replicate import ReplicatedMLP
 from mtl_course.losses import mse_loss
 from mtl_course.metrics import mae, mse
 from mtl_course.models import CrossStitchNetwork, HardSharing, SoftSharing
@@ -160,3 +161,41 @@ def test_errors_name_what_is_wrong():
         train_each(runs, _hard, TASKS, metric="auc", device="cpu")
     with pytest.raises(ValueError, match="steps_per_epoch"):
         train_each(runs, _hard, TASKS, steps_per_epoch=2, batch_size=4, device="cpu")
+
+
+# -- all runs at once --------------------------------------------------------------------------------
+def _stack(runs) -> ReplicatedMLP:
+    return ReplicatedMLP.mlp(3, [8], {"a": 1, "b": 1}, [run.seed for run in runs])
+
+
+def test_train_replicated_equals_train_each_run_by_run():
+    runs = _runs(seeds=(0, 1, 2), conditions=("x",)) + [
+        Run("STL", 0, _data(0, 30).with_targets({"a": _data(0, 30).targets["a"], "b": np.full((30, 1), np.nan)}),
+            _data(1, 20), _data(2, 40))
+    ]  # fmt: skip
+    options = {"epochs": 12, "lr": 2e-2, "steps_per_epoch": 3, "metric": "mae", "select": ["a"], "device": "cpu"}
+    together = train_replicated(runs, _stack, TASKS, **options)
+    each = train_each(runs, _hard, TASKS, **options)
+    columns = ["best_epoch", "best_step", "train_a", "val_a", "test_a", "test_b", "final_b", "init_a", "test"]
+    np.testing.assert_allclose(
+        together.summary[columns].to_numpy(float), each.summary[columns].to_numpy(float), rtol=2e-4, atol=1e-6
+    )
+    np.testing.assert_allclose(together.curves["test"], each.curves["test"], rtol=2e-4, atol=1e-6)
+    assert together.stack is not None and len(together.models) == 4
+    # every replica got back the weights of its own best epoch
+    for r, run in enumerate(runs):
+        again = evaluate(together.models[r], TASKS, [run.val.batch()], device="cpu")
+        assert again["a/val_loss"] == pytest.approx(together.summary.loc[r, "val_a"], rel=1e-5)
+
+
+def test_train_replicated_records_per_replica_and_checks_its_runs():
+    runs = _runs(seeds=(0, 1), conditions=("x",))
+    result = train_replicated(
+        runs, _stack, TASKS, epochs=2, record=lambda m: m.trunk_weights[0].detach().clone(), device="cpu"
+    )
+    assert len(result.records[1]) == 3
+    torch.testing.assert_close(result.records[1][0], _stack(runs).trunk_weights[0][1].detach())
+    with pytest.raises(ValueError, match="2 replicas for 1 runs"):
+        train_replicated(runs[:1], lambda r: _stack(runs), TASKS, epochs=1, device="cpu")
+    with pytest.raises(KeyError, match="expected \\['a'\\]"):
+        train_replicated(runs, _stack, TASKS[:1], epochs=1, device="cpu")

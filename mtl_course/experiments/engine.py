@@ -18,7 +18,11 @@ shape:
 * :class:`ExperimentResult` -- ``summary`` (one row per run), ``curves``
   (one row per run, epoch and task) and the trained models;
 * :func:`train_each` -- one ordinary model per run, trained with
-  :func:`mtl_course.train.fit` (the cross-stitch and sluice lectures).
+  :func:`mtl_course.train.fit` (the cross-stitch and sluice lectures);
+* :func:`train_replicated` -- all runs at once, as the replicas of one
+  :class:`~mtl_course.experiments.replicate.ReplicatedModel` in one
+  :func:`~mtl_course.train.fit` call (the many tiny networks of lectures A2
+  and A3); :class:`ReplicaMonitor` applies the same rule to every replica.
 
 The test metric is computed against ``run.test.targets``: give a test set
 whose targets are the noise-free truth (``test.with_targets(test.truth)``)
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +44,7 @@ import torch
 
 from mtl_course.data.tasks import MultiTaskData
 from mtl_course.device import get_device
+from mtl_course.experiments.replicate import ReplicatedModel, per_replica, summed_over_replicas
 from mtl_course.models.base import MultiTaskModel
 from mtl_course.train import Callback, Recorder, Task, TrainState, evaluate, fit
 
@@ -98,11 +103,16 @@ class ExperimentResult:
     :func:`best_epochs`), ``diverged``, and per task ``t``: ``train_<t>``,
     ``val_<t>`` and ``test_<t>`` at the best epoch (early stopping),
     ``final_<t>`` (the test metric after the last epoch) and ``init_<t>``
-    (before training); ``test``, ``final`` and ``init`` are their means over
-    the tasks. ``curves``: a long table ``run, condition, seed, <info>,
-    epoch, step, task, train, val, test``. ``models``: the trained model of
-    every run, with the weights of its best epoch. ``records``: per run, the
-    snapshots of the ``record`` function, epochs 0, 1, ... (empty without one).
+    (before training); ``val``, ``test``, ``final`` and ``init`` are their
+    means over the selected tasks (the tasks the experiment is about, whose
+    validation losses choose the best epoch). ``curves``: a long table
+    ``run, condition, seed, <info>, epoch, step, task, train, val, test``.
+    ``models``: the trained model of every run, with the weights of its
+    best epoch (for replicated runs, ``replica(r)`` of ``stack``, made when
+    read). ``stack``: the :class:`~mtl_course.experiments.replicate.ReplicatedModel`
+    that trained the runs together (``None`` for :func:`train_each`).
+    ``records``: per run, the snapshots of the ``record`` function, epochs
+    0, 1, ... (empty without one).
     """
 
     summary: pd.DataFrame
@@ -110,6 +120,7 @@ class ExperimentResult:
     models: Sequence[MultiTaskModel]
     runs: list[Run]
     records: list[list[Any]] = field(default_factory=list)
+    stack: ReplicatedModel | None = None
 
     def select(self, **columns: object) -> pd.DataFrame:
         """The summary rows whose columns equal the given values, e.g. ``select(condition="STL")``."""
@@ -119,6 +130,14 @@ class ExperimentResult:
                 raise KeyError(f"the summary has no column {name!r}; its columns are {list(self.summary)}")
             keep &= (self.summary[name] == value).to_numpy()
         return self.summary[keep]
+
+
+def _indices(tasks: Sequence[str], select: Sequence[str] | None) -> list[int]:
+    """Positions of the selected tasks (default: all)."""
+    unknown = [t for t in select or () if t not in tasks]
+    if unknown:
+        raise KeyError(f"cannot select the task(s) {unknown}; the tasks are {list(tasks)}")
+    return [list(tasks).index(t) for t in (select or tasks)]
 
 
 def make_result(
@@ -138,7 +157,7 @@ def make_result(
     count after epoch ``e``; the best epoch is chosen on the validation
     losses of the tasks ``select`` (default: all).
     """
-    index = [tasks.index(t) for t in (select or tasks)]
+    index = _indices(tasks, select)
     E, R, T = values["val"].shape
     diverged = [False] * R if diverged is None else list(diverged)
     # a diverged run is scored at its last epoch, which it did not reach: NaN
@@ -152,7 +171,8 @@ def make_result(
         for i, t in enumerate(tasks):
             row.update({f"{m}_{t}": float(values[m][b, r, i]) for m in MEASURES})
             row[f"final_{t}"], row[f"init_{t}"] = float(test[-1, r, i]), float(test[0, r, i])
-        row.update(test=float(test[b, r].mean()), final=float(test[-1, r].mean()), init=float(test[0, r].mean()))
+        row["val"] = float(values["val"][b, r, index].mean())
+        row.update({k: float(test[e, r, index].mean()) for k, e in (("test", b), ("final", -1), ("init", 0))})
         rows.append(row)
     info_columns = list(dict.fromkeys(k for run in runs for k in run.info))
     curves = pd.DataFrame(
@@ -195,8 +215,7 @@ class Monitor(Callback):
             if missing:
                 raise KeyError(f"the test metric {metric!r} is not among the metrics of task(s) {missing}")
         self.tasks, self.device, self.metric = list(tasks), device, metric
-        names = [t.name for t in tasks]
-        self.select = [names.index(t) for t in (select or names)]
+        self.select = _indices([t.name for t in tasks], select)
         self.sets = {"train": run.train, "val": run.val, "test": run.test}
         self.batches = {m: None if data is None else [data.batch(device)] for m, data in self.sets.items()}
         self.values: list[np.ndarray] = []  # per epoch: (measures, tasks)
@@ -323,3 +342,169 @@ def train_each(
     measured = {m: stacked[:, :, i] for i, m in enumerate(MEASURES)}
     steps = [e * per_epoch for e in range(epochs + 1)]
     return make_result(runs, names, measured, steps, models, select=select, diverged=diverged, records=records)
+
+
+# -- all runs at once, as replicas --------------------------------------------------------------------
+class ReplicaMonitor(Callback):
+    """:class:`Monitor`'s rule for every replica of a :class:`~mtl_course.experiments.replicate.ReplicatedModel`.
+
+    Per replica and task, the training and validation loss (``task.loss``
+    of each replica, mapped with :func:`~mtl_course.experiments.replicate.per_replica`)
+    and the test metric (``task.metrics[metric]`` replica by replica, or the
+    loss). Each replica keeps the weights of its own best epoch (every
+    parameter has the replica index first), restored at the end of training.
+    """
+
+    def __init__(
+        self,
+        model: ReplicatedModel,
+        runs: Sequence[Run],
+        tasks: Sequence[Task],
+        device: torch.device,
+        metric: str | None = None,
+        select: Sequence[str] | None = None,
+    ) -> None:
+        self.tasks, self.metric = list(tasks), metric
+        self.select = _indices([t.name for t in tasks], select)
+        self.batches = {}
+        for m in MEASURES:
+            sets = [getattr(run, m) for run in runs]
+            self.batches[m] = None if any(s is None for s in sets) else model.stack(sets, device)
+        self.values: list[torch.Tensor] = []  # per epoch: (measures, R, T), read once at the end
+        self._best: torch.Tensor | None = None
+        self._best_params: list[torch.Tensor] = []
+
+    def _score(self, model: ReplicatedModel, measure: str) -> torch.Tensor:
+        nan = torch.full((model.replicas,), math.nan)
+        batch = self.batches[measure]
+        if batch is None:
+            return torch.stack([nan] * len(self.tasks), -1)
+        x, ys = batch
+        out = model(x)
+        scores = []
+        for task in self.tasks:
+            name = task.name
+            if name not in ys:
+                scores.append(nan.to(x.device))
+            elif measure == "test" and self.metric is not None:
+                fn = task.metrics[self.metric]
+                scores.append(torch.tensor([fn(p, y) for p, y in zip(out[name], ys[name], strict=True)]).to(x.device))
+            else:
+                scores.append(per_replica(task.loss, out[name].float(), ys[name]))
+        return torch.stack(scores, -1)
+
+    @torch.no_grad()
+    def measure(self, model: ReplicatedModel) -> None:
+        was_training = model.training
+        model.eval()
+        values = torch.stack([self._score(model, m) for m in MEASURES])
+        model.train(was_training)
+        self.values.append(values)
+        criterion = values[1][:, self.select].sum(-1)
+        params = [p.detach() for p in model.parameters()]
+        if self._best is None:
+            self._best = torch.full_like(criterion, math.inf)
+            self._best_params = [p.clone() for p in params]
+        improved = criterion < self._best
+        self._best = torch.where(improved, criterion, self._best)
+        for p, best in zip(params, self._best_params, strict=True):
+            best[improved] = p[improved]
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self.measure(state.model)  # type: ignore[arg-type]
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.measure(state.model)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def on_train_end(self, state: TrainState) -> None:
+        """Give every replica the weights of its own best validation epoch (kept where it never improved)."""
+        if torch.isfinite(self._best).any():
+            for p, best in zip(state.model.parameters(), self._best_params, strict=True):
+                keep = torch.isfinite(self._best)
+                p[keep] = best[keep]
+
+    def measurements(self) -> dict[str, np.ndarray]:
+        """``{measure: (epochs + 1, R, T)}``."""
+        stacked = torch.stack(self.values).cpu().numpy()
+        return {m: stacked[:, i] for i, m in enumerate(MEASURES)}
+
+
+class _Replicas(Sequence):
+    """The runs' models as ordinary models, ``stack.replica(r)``, made when read."""
+
+    def __init__(self, stack: ReplicatedModel) -> None:
+        self.stack = stack
+
+    def __len__(self) -> int:
+        return self.stack.replicas
+
+    def __getitem__(self, r: int) -> MultiTaskModel:  # type: ignore[override]
+        return self.stack.replica(r)
+
+    def __iter__(self) -> Iterator[MultiTaskModel]:
+        return (self.stack.replica(r) for r in range(len(self)))
+
+
+def train_replicated(
+    runs: Sequence[Run],
+    build_stack: Callable[[Sequence[Run]], ReplicatedModel],
+    tasks: Sequence[Task],
+    *,
+    epochs: int = 100,
+    lr: float = 3e-3,
+    steps_per_epoch: int = 1,
+    penalty: float = 0.0,
+    metric: str | None = None,
+    select: Sequence[str] | None = None,
+    record: Callable[[ReplicatedModel], Any] | None = None,
+    device: torch.device | str | None = None,
+) -> ExperimentResult:
+    """Train every run as one replica of ``build_stack(runs)``: full batch, Adam, one ``fit`` call.
+
+    The same recipe as :func:`train_each` with ``batch_size=None``, for
+    many small runs: replica ``r`` is run ``r``'s model (``build_stack``
+    seeds it with ``runs[r].seed``), trained on its own data with the
+    course's losses summed over the replicas
+    (:func:`~mtl_course.experiments.replicate.summed_over_replicas`), so
+    each replica follows the trajectory it would follow alone. Every run
+    needs the same tasks and as many cases as the others in each split.
+    ``penalty`` multiplies the stack's ``penalty()`` (each replica's own
+    :math:`\\lambda_r \\Omega_r`). ``record(stack)`` returns one snapshot
+    with the replicas first; ``records[r]`` holds replica ``r``'s slices.
+    Adam uses the fused kernel where there is one (the same update in one call).
+    """
+    if not runs:
+        raise ValueError("train_replicated needs at least one run, got none")
+    device = get_device() if device is None else torch.device(device)
+    names = [t.name for t in tasks]
+    for run in runs:
+        if list(run.train.tasks) != names:
+            raise KeyError(f"run {run.condition!r}/{run.seed} has the tasks {list(run.train.tasks)}, expected {names}")
+    model = build_stack(runs).to(device)
+    if model.replicas != len(runs):
+        raise ValueError(f"build_stack made {model.replicas} replicas for {len(runs)} runs")
+    monitor = ReplicaMonitor(model, runs, tasks, device, metric, select)
+    recorder = Recorder(record) if record is not None else None
+    fused = device.type in ("cpu", "cuda")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None, foreach=None if fused else True)
+    replica_tasks = [Task(t.name, summed_over_replicas(t.loss)) for t in tasks]
+    fit(
+        model,
+        replica_tasks,
+        "equal",
+        [monitor.batches["train"]] * steps_per_epoch,
+        epochs=epochs,
+        optimizer=optimizer,
+        device=device,
+        penalty=penalty,
+        callbacks=[monitor] + ([recorder] if recorder is not None else []),
+        progress=False,
+    )
+    records = [[] for _ in runs]
+    if recorder is not None:
+        records = [[snapshot[r] for snapshot in recorder.values] for r in range(len(runs))]
+    steps = [e * steps_per_epoch for e in range(epochs + 1)]
+    result = make_result(runs, names, monitor.measurements(), steps, _Replicas(model), select=select, records=records)
+    result.stack = model
+    return result

@@ -24,6 +24,7 @@ from mtl_course.experiments.cross_stitch import (
     run_cross_stitch,
     runs_on,
     trace,
+    train_conditions,
     train_runs,
 )
 from mtl_course.experiments.labels import CROSS_STITCH, STL
@@ -68,6 +69,36 @@ def test_mixing_learning_rate_and_trace(data, device: torch.device) -> None:
         moved[scale] = np.abs(alpha[-1] - alpha[0]).max()
     # Adam moves a parameter by about lr per step: 5 steps of 1e-6 vs 5 steps of 0.1
     assert moved[1e-4] < 1e-5 < 0.05 < moved[10.0]
+
+
+def test_one_long_epoch_gives_the_final_numbers_of_many(data, device: torch.device) -> None:
+    def build(run):
+        return build_model(run.condition, 20, [8, 8], {"A": 1, "B": 1})
+
+    runs = runs_on(data, [CROSS_STITCH])
+    short = train_runs(runs, build, epochs=6, mixing_lr_scale=10.0, record=mixing_snapshot, device=device)
+    long = train_runs(runs, build, epochs=1, steps_per_epoch=6, mixing_lr_scale=10.0, device=device)
+    columns = ["test_A", "test_B", "best_step"]
+    assert short.summary[columns].equals(long.summary[columns])
+    assert len(short.records[0]) == 7 and long.records == [[]]
+
+
+def test_train_conditions_groups_by_curves_and_joins_the_results(data, device: torch.device) -> None:
+    def build(run):
+        return build_model(run.condition, 20, [8], {"A": 1, "B": 1})
+
+    options = {"epochs": 4, "mixing_lr_scale": 10.0, "record": mixing_snapshot, "device": device}
+    every_step = train_conditions(data, CONDITIONS, build, **options)
+    grouped = train_conditions(data, CONDITIONS, build, curves=[CROSS_STITCH], **options)
+    # the conditions without curves first (one engine call), then the cross-stitch network (another)
+    assert list(grouped.summary.condition) == [STL, "hard", CROSS_STITCH] and list(grouped.summary.run) == [0, 1, 2]
+    assert [len(r) for r in grouped.records] == [2, 2, 5]
+    assert grouped.runs[2].condition == CROSS_STITCH and grouped.models[2].units
+    columns = ["test_A", "test_B", "best_step"]
+    by_condition = every_step.summary.set_index("condition")[columns]
+    assert by_condition.loc[list(grouped.summary.condition)].reset_index(drop=True).equals(grouped.summary[columns])
+    with pytest.raises(ValueError, match=r"curves names conditions \['nope'\]"):
+        train_conditions(data, CONDITIONS, build, curves=["nope"])
 
 
 def test_a_diverging_run_is_reported_not_raised(data, device: torch.device) -> None:

@@ -30,10 +30,11 @@ seed share their data and, through the engine, their initial random state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from mtl_course.data.tasks import MultiTaskData
@@ -106,6 +107,7 @@ def train_runs(
     build: Callable[[Run], MultiTaskModel],
     *,
     epochs: int = 100,
+    steps_per_epoch: int = 1,
     lr: float = 1e-2,
     mixing_lr_scale: float | None = None,
     penalty: float = 0.0,
@@ -114,7 +116,11 @@ def train_runs(
 ) -> ExperimentResult:
     """The recipe of the module docstring: :func:`~mtl_course.experiments.engine.train_each` on the full batch.
 
-    ``build(run)`` returns the run's model; ``penalty`` adds
+    Every run takes ``epochs * steps_per_epoch`` full-batch steps; the
+    engine measures the run (and ``record`` snapshots it) before training
+    and after every epoch: ``epochs=1, steps_per_epoch=n`` trains the same
+    ``n`` steps as ``epochs=n`` and gives the same final numbers without the
+    per-epoch measurements. ``build(run)`` returns the run's model; ``penalty`` adds
     ``penalty * model.penalty()`` to every step's loss (the sluice
     orthogonality term); ``record`` is the per-epoch snapshot, e.g.
     :func:`mixing_snapshot` (``None``: no record). A diverging run has
@@ -127,6 +133,7 @@ def train_runs(
         build,
         regression_tasks(runs[0].train.tasks),
         epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
         lr=lr,
         mixing_lr_scale=mixing_lr_scale,
         penalty=penalty,
@@ -136,6 +143,73 @@ def train_runs(
     )
 
 
+def _concatenated(results: Sequence[ExperimentResult]) -> ExperimentResult:
+    """The results of several engine calls as one, the runs numbered on in order."""
+    summaries, curves, offset = [], [], 0
+    for result in results:
+        summaries.append(result.summary.assign(run=result.summary["run"] + offset))
+        curves.append(result.curves.assign(run=result.curves["run"] + offset))
+        offset += len(result.runs)
+    return ExperimentResult(
+        pd.concat(summaries, ignore_index=True),
+        pd.concat(curves, ignore_index=True),
+        [model for result in results for model in result.models],
+        [run for result in results for run in result.runs],
+        [record for result in results for record in result.records],
+    )
+
+
+def train_conditions(
+    data: TeacherData,
+    conditions: Sequence[str],
+    build: Callable[[Run], MultiTaskModel],
+    *,
+    epochs: int = 100,
+    curves: Collection[str] | None = None,
+    penalty: Mapping[str, float] | None = None,
+    lr: float = 1e-2,
+    mixing_lr_scale: float | None = None,
+    record: Callable[[MultiTaskModel], Any] | None = None,
+    device: torch.device | str | None = None,
+) -> ExperimentResult:
+    """Every condition on every ``(rho, seed)`` of ``data`` (:func:`runs_on`), trained by :func:`train_runs`.
+
+    Every run takes ``epochs`` full-batch steps. ``curves`` names the
+    conditions that are measured and recorded after every step (default:
+    all); the others take their ``epochs`` steps as one engine epoch, so they
+    are measured and recorded only before and after training: the same final
+    numbers, without the per-step measurements. ``penalty[condition]``
+    weights the model's penalty (default 0). The engine takes one penalty
+    weight and one epoch length per call, so the conditions are trained in
+    groups of equal weight and ``curves`` choice, in the order the groups
+    first appear in ``conditions``; the result lists the runs group by group.
+    """
+    unknown = sorted(set(curves or ()) - set(conditions))
+    if unknown:
+        raise ValueError(f"curves names conditions {unknown} that are not among the conditions {list(conditions)}")
+
+    def group(condition: str) -> tuple[float, bool]:
+        return (penalty or {}).get(condition, 0.0), curves is None or condition in curves
+
+    results = []
+    for lam, every_step in dict.fromkeys(map(group, conditions)):
+        members = [c for c in conditions if group(c) == (lam, every_step)]
+        results.append(
+            train_runs(
+                runs_on(data, members),
+                build,
+                epochs=epochs if every_step else 1,
+                steps_per_epoch=1 if every_step else epochs,
+                lr=lr,
+                mixing_lr_scale=mixing_lr_scale,
+                penalty=lam,
+                record=record,
+                device=device,
+            )
+        )
+    return _concatenated(results)
+
+
 def run_cross_stitch(
     data: TeacherData,
     conditions: Sequence[str] = CONDITIONS,
@@ -143,25 +217,30 @@ def run_cross_stitch(
     hidden: Sequence[int] = (32, 32),
     alpha_init: tuple[float, float] = (0.9, 0.1),
     epochs: int = 100,
+    curves: Collection[str] | None = None,
     lr: float = 1e-2,
     mixing_lr_scale: float | None = 10.0,
     record: bool = True,
     device: torch.device | str | None = None,
 ) -> ExperimentResult:
-    r"""Lecture A4's experiment: every condition on every ``(rho, seed)`` of ``data``, trained by :func:`train_runs`.
+    r"""Lecture A4's experiment: every condition on every ``(rho, seed)`` of ``data`` (:func:`train_conditions`).
 
     ``alpha_init`` is the cross-stitch :math:`(\alpha_S, \alpha_D)`;
-    ``record`` stores the :math:`\alpha` after every epoch (:func:`trace`).
+    ``record`` stores the :math:`\alpha` (:func:`trace`), after every step
+    for the conditions in ``curves`` (default: all), before and after
+    training for the others.
     """
 
     def build(run: Run) -> MultiTaskModel:
         tasks = dict.fromkeys(run.train.tasks, 1)
         return build_model(run.condition, run.train.x.shape[1], hidden, tasks, alpha_init=alpha_init)
 
-    return train_runs(
-        runs_on(data, conditions),
+    return train_conditions(
+        data,
+        conditions,
         build,
         epochs=epochs,
+        curves=curves,
         lr=lr,
         mixing_lr_scale=mixing_lr_scale,
         record=mixing_snapshot if record else None,

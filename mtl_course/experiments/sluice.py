@@ -48,7 +48,7 @@ derived by hand.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mtl_course.experiments.cross_stitch import TeacherData, mixing_snapshot, runs_on, train_runs
+from mtl_course.experiments.cross_stitch import TeacherData, mixing_snapshot, train_conditions
 from mtl_course.experiments.engine import ExperimentResult, Run
 from mtl_course.experiments.labels import CROSS_STITCH, HARD, SLUICE, STL
 from mtl_course.models import HardSharing, SingleTask, SluiceNetwork
@@ -209,28 +209,13 @@ def sluice_snapshot(model: MultiTaskModel) -> dict[str, np.ndarray]:
     return snapshot
 
 
-def _concatenated(results: Sequence[ExperimentResult]) -> ExperimentResult:
-    """The results of several engine calls as one, the runs numbered on in order."""
-    summaries, curves, offset = [], [], 0
-    for result in results:
-        summaries.append(result.summary.assign(run=result.summary["run"] + offset))
-        curves.append(result.curves.assign(run=result.curves["run"] + offset))
-        offset += len(result.runs)
-    return ExperimentResult(
-        pd.concat(summaries, ignore_index=True),
-        pd.concat(curves, ignore_index=True),
-        [model for result in results for model in result.models],
-        [run for result in results for run in result.runs],
-        [record for result in results for record in result.records],
-    )
-
-
 def run_ablation(
     data: TeacherData,
     arms: Sequence[AblationArm] = ABLATION_ARMS,
     *,
     hidden: Sequence[int] = (32, 32),
     epochs: int = 100,
+    curves: Collection[str] | None = None,
     lr: float = 1e-2,
     mixing_lr_scale: float = 10.0,
     record: bool = True,
@@ -238,13 +223,10 @@ def run_ablation(
 ) -> ExperimentResult:
     """Train every arm on every ``(rho, seed)`` of ``data`` with lecture A4's recipe.
 
-    The recipe is :func:`~mtl_course.experiments.cross_stitch.train_runs`.
-    The runs of one ``(rho, seed)`` share their data and initial random state
-    (the engine seeds each run with its seed); the condition of a run is its
-    arm's label. The engine takes one penalty weight per call, so the
-    arms are trained in groups of equal :math:`\\lambda` (in the order the
-    weights first appear in ``arms``) and the result lists the runs group by
-    group. ``record`` stores :func:`sluice_snapshot` after every epoch.
+    The runs are those of :func:`~mtl_course.experiments.cross_stitch.train_conditions`,
+    each with its arm's label as condition and its arm's penalty weight;
+    ``record`` stores :func:`sluice_snapshot`, after every step for the arms
+    in ``curves`` (default: all), before and after training for the others.
     """
     labels = [arm.label for arm in arms]
     if len(set(labels)) != len(labels):
@@ -254,22 +236,18 @@ def run_ablation(
     def build(run: Run) -> MultiTaskModel:
         return by_label[run.condition].build(run.train.x.shape[1], hidden, dict.fromkeys(run.train.tasks, 1))
 
-    results = []
-    for lam in dict.fromkeys(arm.orthogonality for arm in arms):
-        group = [arm.label for arm in arms if arm.orthogonality == lam]
-        results.append(
-            train_runs(
-                runs_on(data, group),
-                build,
-                epochs=epochs,
-                lr=lr,
-                mixing_lr_scale=mixing_lr_scale,
-                penalty=lam,
-                record=sluice_snapshot if record else None,
-                device=device,
-            )
-        )
-    return _concatenated(results)
+    return train_conditions(
+        data,
+        labels,
+        build,
+        epochs=epochs,
+        curves=curves,
+        penalty={arm.label: arm.orthogonality for arm in arms},
+        lr=lr,
+        mixing_lr_scale=mixing_lr_scale,
+        record=sluice_snapshot if record else None,
+        device=device,
+    )
 
 
 # -- the official DyNet code, replayed in NumPy ---------------------------------------------------

@@ -1,15 +1,16 @@
 """The generic replicator (``stack_module_state`` + ``vmap(functional_call)``) against hand-batched replicas.
 
 Lectures A2 and A3 train many tiny networks at once. Two ways to stack them:
-:class:`mtl_course.experiments.replicate.Replicated` maps any ordinary model
-(``HardSharing.mlp``, ``SoftSharing.mlp``) with ``torch.func.vmap`` (in
-``_replicated_by_vmap.py``); the hand-written ``ReplicatedMLP`` /
-``ReplicatedColumns`` of :mod:`mtl_course.experiments.replicate` write the
-batched matrix products out. Both use the same replica losses (the course's
-losses mapped with ``vmap``) and train the
-lectures' sizes with :func:`mtl_course.train.fit` (full batch, Adam, the
-same number of steps); the two alternate repeat by repeat and the medians
-of steps per second are compared.
+``Replicated`` (in ``_replicated_by_vmap.py``) maps any ordinary model
+(``HardSharing.mlp``, ``SoftSharing.mlp``) with ``torch.func.vmap``; the
+hand-written ``ReplicatedMLP`` / ``ReplicatedColumns`` of
+:mod:`mtl_course.experiments.replicate` write the batched matrix products
+out. Both use the same replica losses and train the lectures' sizes with
+:func:`mtl_course.train.fit` (full batch, Adam, the same number of steps);
+the two alternate repeat by repeat and the medians of steps per second are
+compared. A second table times the replica losses alone (forward and
+backward): the course's ``mse_loss`` mapped with ``vmap`` against
+``replica_mse_loss``.
 
     python benchmarks/bench_replicate.py [--repeats 5] [--steps 100] [--threads 1]
 """
@@ -24,11 +25,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.func import vmap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _replicated_by_vmap import Replicated
 
-from mtl_course.experiments.replicate import ReplicatedColumns, ReplicatedMLP, per_column, summed_over_replicas
+from mtl_course.experiments.replicate import (
+    ReplicatedColumns,
+    ReplicatedMLP,
+    replica_column_mse_loss,
+    replica_mse_loss,
+    summed,
+)
 from mtl_course.losses import mse_loss
 from mtl_course.models import HardSharing, SoftSharing
 from mtl_course.train import Task, fit
@@ -48,7 +56,7 @@ def a2_case(replicas: int, extra: int = 4, n: int = 200, d: int = 10, hidden=(32
     models = _seeded(lambda: HardSharing.mlp(d, list(hidden), outputs), list(range(replicas)))
     x = torch.randn(replicas, n, d)
     y = {"main": torch.randn(replicas, n, 1), "extra": torch.randn(replicas, n, extra)}
-    tasks = [Task("main", summed_over_replicas(mse_loss)), Task("extra", summed_over_replicas(per_column(mse_loss)))]
+    tasks = [Task("main", summed(replica_mse_loss)), Task("extra", summed(replica_column_mse_loss))]
     return {"hand": (ReplicatedMLP(models), tasks, x, y), "vmap": (Replicated(models), tasks, x, y)}
 
 
@@ -64,7 +72,7 @@ def a3_case(replicas: int, n: int = 32, d: int = 4, hidden=(16, 8)):
     x_pooled = x_own.reshape(replicas, 2 * n, d)  # generic: the pooled cases, NaN where a case has no label
     nan = torch.full((replicas, n, 1), float("nan"))
     y_pooled = {"a": torch.cat([y_own[..., :1], nan], 1), "b": torch.cat([nan, y_own[..., 1:]], 1)}
-    losses = [Task(t, summed_over_replicas(mse_loss)) for t in tasks]
+    losses = [Task(t, summed(replica_mse_loss)) for t in tasks]
     return {"hand": (hand, losses, x_own, y_hand), "vmap": (Replicated(models, lams), losses, x_pooled, y_pooled)}
 
 
@@ -72,6 +80,28 @@ def steps_per_second(model, tasks, x, y, steps: int, penalty: float) -> float:
     start = time.perf_counter()
     fit(model, tasks, "equal", [(x, y)] * steps, epochs=1, lr=1e-3, penalty=penalty, device="cpu", progress=False)
     return steps / (time.perf_counter() - start)
+
+
+def loss_microseconds(loss, pred: torch.Tensor, target: torch.Tensor, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        loss(pred, target).sum().backward()
+    return 1e6 * (time.perf_counter() - start) / calls
+
+
+def losses_table(repeats: int, calls: int = 200) -> None:
+    pred = torch.randn(24, 200, 1, requires_grad=True)  # lecture A2's main experiment: 24 replicas, 200 cases
+    target = torch.randn(24, 200, 1)
+    target[:8] = float("nan")  # some replicas without labels, as STL's extra tasks
+    candidates = {"vmap(mse_loss)": vmap(mse_loss), "replica_mse_loss": replica_mse_loss}
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, loss in candidates.items():
+            times[name].append(loss_microseconds(loss, pred, target, calls))
+    print("\n| replica loss, R=24, n=200 (forward + backward) | µs per call |")
+    print("| --- | --- |")
+    for name, values in times.items():
+        print(f"| {name} | {statistics.median(values):.0f} |")
 
 
 def main() -> None:
@@ -98,6 +128,7 @@ def main() -> None:
         hand, generic = statistics.median(rates["hand"]), statistics.median(rates["vmap"])
         replicas = case["hand"][2].shape[0]
         print(f"| {name} | {replicas} | {hand:.0f} | {generic:.0f} | {generic / hand:.2f} |")
+    losses_table(args.repeats)
 
 
 if __name__ == "__main__":

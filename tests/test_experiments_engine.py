@@ -16,7 +16,7 @@ import torch
 
 from mtl_course.data.tasks import MultiTaskData
 from mtl_course.experiments.engine import MEASURES, Run, best_epochs, train_each, train_replicated
-from mtl_course.experiments.replicate import ReplicatedMLP
+from mtl_course.experiments.replicate import ReplicatedMLP, replica_mse_loss
 from mtl_course.losses import mse_loss
 from mtl_course.metrics import mae, mse
 from mtl_course.models import CrossStitchNetwork, HardSharing, SoftSharing
@@ -164,6 +164,10 @@ def test_errors_name_what_is_wrong():
 
 
 # -- all runs at once --------------------------------------------------------------------------------
+#: The same tasks with replica losses (one value per replica) for train_replicated.
+REPLICA_TASKS = [Task(t.name, replica_mse_loss, t.metrics) for t in TASKS]
+
+
 def _stack(runs) -> ReplicatedMLP:
     return ReplicatedMLP.mlp(3, [8], {"a": 1, "b": 1}, [run.seed for run in runs])
 
@@ -174,7 +178,7 @@ def test_train_replicated_equals_train_each_run_by_run():
             _data(1, 20), _data(2, 40))
     ]  # fmt: skip
     options = {"epochs": 12, "lr": 2e-2, "steps_per_epoch": 3, "metric": "mae", "select": ["a"], "device": "cpu"}
-    together = train_replicated(runs, _stack, TASKS, **options)
+    together = train_replicated(runs, _stack, REPLICA_TASKS, **options)
     each = train_each(runs, _hard, TASKS, **options)
     columns = ["best_epoch", "best_step", "train_a", "val_a", "test_a", "test_b", "final_b", "init_a", "test"]
     np.testing.assert_allclose(
@@ -191,11 +195,11 @@ def test_train_replicated_equals_train_each_run_by_run():
 def test_train_replicated_records_per_replica_and_checks_its_runs():
     runs = _runs(seeds=(0, 1), conditions=("x",))
     result = train_replicated(
-        runs, _stack, TASKS, epochs=2, record=lambda m: m.trunk_weights[0].detach().clone(), device="cpu"
+        runs, _stack, REPLICA_TASKS, epochs=2, record=lambda m: m.trunk_weights[0].detach().clone(), device="cpu"
     )
     assert len(result.records[1]) == 3
     torch.testing.assert_close(result.records[1][0], _stack(runs).trunk_weights[0][1].detach())
     with pytest.raises(ValueError, match="2 replicas for 1 runs"):
-        train_replicated(runs[:1], lambda r: _stack(runs), TASKS, epochs=1, device="cpu")
+        train_replicated(runs[:1], lambda r: _stack(runs), REPLICA_TASKS, epochs=1, device="cpu")
     with pytest.raises(KeyError, match="expected \\['a'\\]"):
-        train_replicated(runs, _stack, TASKS[:1], epochs=1, device="cpu")
+        train_replicated(runs, _stack, REPLICA_TASKS[:1], epochs=1, device="cpu")

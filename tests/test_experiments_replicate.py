@@ -20,10 +20,12 @@ from mtl_course.data.teachers import make_related_tasks
 from mtl_course.experiments.replicate import (
     ReplicatedColumns,
     ReplicatedMLP,
-    per_column,
-    summed_over_replicas,
+    replica_bce_loss,
+    replica_column_mse_loss,
+    replica_mse_loss,
+    summed,
 )
-from mtl_course.losses import binary_cross_entropy, mse_loss
+from mtl_course.losses import mse_loss
 from mtl_course.models import HardSharing, SoftSharing
 from mtl_course.train import Task, fit
 
@@ -37,16 +39,17 @@ def test_replica_losses_against_per_replica_loops() -> None:
     target = torch.randn(3, 7, 2, generator=g)
     target[0, :3, 1] = float("nan")
     target[2] = float("nan")
-    expected_mse = sum(mse_loss(pred[r], target[r]) for r in range(2))  # replica 2 has no labels
-    torch.testing.assert_close(summed_over_replicas(mse_loss)(pred, target), expected_mse)
-    expected_cols = sum(mse_loss(pred[r, :, k], target[r, :, k]) for r in range(2) for k in range(2))
-    torch.testing.assert_close(summed_over_replicas(per_column(mse_loss))(pred, target), expected_cols)
+    expected_mse = torch.stack([mse_loss(pred[r], target[r]) for r in range(3)])  # replica 2 has no labels: 0
+    torch.testing.assert_close(replica_mse_loss(pred, target), expected_mse)
+    torch.testing.assert_close(summed(replica_mse_loss)(pred, target), expected_mse.sum())
+    expected_cols = torch.stack([sum(mse_loss(pred[r, :, k], target[r, :, k]) for k in range(2)) for r in range(3)])
+    torch.testing.assert_close(replica_column_mse_loss(pred, target), expected_cols)
     labels = (torch.rand(3, 7, 1, generator=g) > 0.5).float()
     expected_bce = sum(F.binary_cross_entropy_with_logits(pred[r, :, :1], labels[r]) for r in range(3))
-    torch.testing.assert_close(summed_over_replicas(binary_cross_entropy)(pred[..., :1], labels), expected_bce)
+    torch.testing.assert_close(replica_bce_loss(pred[..., :1], labels).sum(), expected_bce)
     mask = torch.rand(3, 7, generator=g) > 0.3
-    expected_masked = sum(mse_loss(pred[r], target[r], mask[r]) for r in range(2))
-    torch.testing.assert_close(summed_over_replicas(mse_loss)(pred, target, mask), expected_masked)
+    expected_masked = torch.stack([mse_loss(pred[r], target[r], mask[r]) for r in range(3)])
+    torch.testing.assert_close(replica_mse_loss(pred, target, mask), expected_masked)
 
 
 # -- ReplicatedMLP --------------------------------------------------------------------------
@@ -90,8 +93,7 @@ def test_replica_gradients_equal_hard_sharing_with_one_head_per_task() -> None:
     y_extra = torch.randn(2, 11, 3)
     y_extra[1, :4, 2] = float("nan")  # partially missing labels
     out = model(x)
-    loss = summed_over_replicas(mse_loss)(out["main"], y_main)
-    (loss + summed_over_replicas(per_column(mse_loss))(out["extra"], y_extra)).backward()
+    (replica_mse_loss(out["main"], y_main) + replica_column_mse_loss(out["extra"], y_extra)).sum().backward()
     for r in range(2):
         ref = model.replica(r)
         separate = HardSharing.mlp(6, [8, 5], {"main": 1, "e0": 1, "e1": 1, "e2": 1})
@@ -109,6 +111,16 @@ def test_replica_gradients_equal_hard_sharing_with_one_head_per_task() -> None:
         torch.testing.assert_close(
             model.head_weights["extra"].grad[r, :, 2], separate.heads["e2"].layers[-1].weight.grad[0]
         )
+
+
+def test_stl_replica_extra_head_gets_no_gradient() -> None:
+    model = _mlp(seeds=(0,))
+    out = model(torch.randn(1, 10, 6))
+    y_extra = torch.full((1, 10, 3), float("nan"))
+    loss = replica_mse_loss(out["main"], torch.randn(1, 10, 1)) + replica_column_mse_loss(out["extra"], y_extra)
+    loss.sum().backward()
+    assert torch.count_nonzero(model.head_weights["extra"].grad) == 0
+    assert torch.isfinite(model.trunk_weights[0].grad).all() and model.trunk_weights[0].grad.abs().sum() > 0
 
 
 def test_stack_puts_every_replicas_data_side_by_side() -> None:
@@ -212,7 +224,7 @@ def test_training_a_replica_in_the_stack_equals_training_it_alone(penalty: str) 
     lams, hard = [0.0, 0.05, 0.3, 0.0], [False, False, False, True]
     model = ReplicatedColumns.from_seeds(4, [6, 3], TASKS, seeds=[0, 1, 2, 3], lams=lams, hard=hard, penalty=penalty)
     singles = [model.replica(r) for r in range(4)]
-    tasks = [Task(t, summed_over_replicas(mse_loss)) for t in train.tasks]
+    tasks = [Task(t, summed(replica_mse_loss)) for t in train.tasks]
     fit(
         model, tasks, "equal", [model.stack([train] * 4)], epochs=40, lr=1e-2, penalty=1.0, progress=False, device="cpu"
     )

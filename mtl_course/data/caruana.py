@@ -28,9 +28,11 @@ and adds regularisation. Each problem below isolates one of them.
 * :func:`pneumonia_table` -- Caruana's Table 3 (pneumonia risk, STL vs MTL),
   as printed.
 
-Every synthetic problem has ``sample(n, rng) -> TaskData``; the noise-free
-main target (``truth``) is returned as well, so that test error can be
-measured against the function instead of against noisy labels.
+Every synthetic problem has ``sample(n, rng)``, which returns
+:class:`~mtl_course.data.tasks.MultiTaskData` with the main task
+``"main"`` first and one ``(n, 1)`` target per task; the noise-free targets
+(``truth``) are returned as well, so that test error can be measured
+against the function instead of against noisy labels.
 :func:`shuffle_extra_tasks` is Caruana's shuffle test (Section 3.1).
 
 *Stands in for* the clinical setting of Caruana's pneumonia study: a main
@@ -45,51 +47,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mtl_course.data.tasks import MultiTaskData
+
 MAIN = "main"
 
 
-@dataclass(frozen=True)
-class TaskData:
-    """Inputs ``x`` (n, d) shared by every task, one target vector (n,) per task.
+def extra_tasks(data: MultiTaskData) -> list[str]:
+    """The tasks other than the main task, in order."""
+    return [t for t in data.tasks if t != MAIN]
 
-    ``targets`` are the training signals (``NaN`` marks a missing label);
-    ``truth`` is the noise-free main target (a regression function's value,
-    or the class label of a classification task). ``main`` names the main task.
-    """
 
-    x: np.ndarray
-    targets: Mapping[str, np.ndarray]
-    truth: np.ndarray
-    main: str = MAIN
-
-    def __post_init__(self) -> None:
-        if self.x.ndim != 2:
-            raise ValueError(f"x must be (n, d), got shape {self.x.shape}")
-        n = self.x.shape[0]
-        if self.main not in self.targets:
-            raise KeyError(f"the main task {self.main!r} is not among the targets {list(self.targets)}")
-        for name, y in self.targets.items():
-            if y.shape != (n,):
-                raise ValueError(f"target {name!r} must have shape ({n},) like x's rows, got {y.shape}")
-        if self.truth.shape != (n,):
-            raise ValueError(f"truth must have shape ({n},), got {self.truth.shape}")
-
-    @property
-    def n(self) -> int:
-        return self.x.shape[0]
-
-    @property
-    def tasks(self) -> list[str]:
-        """Task names, the main task first."""
-        return [self.main, *[t for t in self.targets if t != self.main]]
-
-    @property
-    def extra_tasks(self) -> list[str]:
-        return [t for t in self.targets if t != self.main]
-
-    def with_targets(self, targets: Mapping[str, np.ndarray]) -> TaskData:
-        """The same inputs and truth with other training signals."""
-        return TaskData(self.x, dict(targets), self.truth, self.main)
+def _tasks(x: np.ndarray, truth: Mapping[str, np.ndarray], noisy: Mapping[str, np.ndarray]) -> MultiTaskData:
+    """``MultiTaskData`` with one ``(n, 1)`` column per task: targets ``noisy``, noise-free ``truth``."""
+    column = {t: y[:, None] for t, y in noisy.items()}
+    return MultiTaskData(x, column, truth={t: y[:, None] for t, y in truth.items()})
 
 
 def _check(n: int, rng: np.random.Generator) -> None:
@@ -126,8 +97,8 @@ class CaruanaProblem:
 
     >>> data = CaruanaProblem().sample(5, np.random.default_rng(0))
     >>> data.x.shape, data.tasks
-    ((5, 10), ['main', 'extra_1', 'extra_2', 'extra_3', 'extra_4'])
-    >>> bool(np.allclose(data.truth, caruana_function(data.x)))
+    ((5, 10), ('main', 'extra_1', 'extra_2', 'extra_3', 'extra_4'))
+    >>> bool(np.allclose(data.truth["main"][:, 0], caruana_function(data.x)))
     True
     """
 
@@ -149,14 +120,13 @@ class CaruanaProblem:
                 f"need noise >= 0 and low < high, got noise={self.noise}, low={self.low}, high={self.high}"
             )
 
-    def sample(self, n: int, rng: np.random.Generator) -> TaskData:
+    def sample(self, n: int, rng: np.random.Generator) -> MultiTaskData:
         _check(n, rng)
         x = rng.uniform(self.low, self.high, size=(n, self.n_features))
         f = caruana_function(x)
-        targets = {MAIN: f + self.noise * rng.standard_normal(n)}
-        for k in range(1, self.n_extra + 1):
-            targets[f"extra_{k}"] = f + self.extra_slope * x[:, 3 + k] + self.noise * rng.standard_normal(n)
-        return TaskData(x, targets, f)
+        truth = {MAIN: f, **{f"extra_{k}": f + self.extra_slope * x[:, 3 + k] for k in range(1, self.n_extra + 1)}}
+        targets = {t: y + self.noise * rng.standard_normal(n) for t, y in truth.items()}
+        return _tasks(x, truth, targets)
 
 
 def attention_extra_functions(x: np.ndarray) -> dict[str, np.ndarray]:
@@ -196,7 +166,7 @@ class AttentionProblem:
     >>> data = AttentionProblem().sample(1000, np.random.default_rng(0))
     >>> data.x.shape
     (1000, 20)
-    >>> all(abs(np.corrcoef(data.truth, data.targets[t])[0, 1]) < 0.1 for t in data.extra_tasks)
+    >>> all(abs(np.corrcoef(data.truth["main"][:, 0], data.targets[t][:, 0])[0, 1]) < 0.1 for t in extra_tasks(data))
     True
     """
 
@@ -213,14 +183,12 @@ class AttentionProblem:
         if self.n_features < 4:
             raise ValueError(f"n_features must be at least 4, got {self.n_features}")
 
-    def sample(self, n: int, rng: np.random.Generator) -> TaskData:
+    def sample(self, n: int, rng: np.random.Generator) -> MultiTaskData:
         _check(n, rng)
         x = rng.uniform(self.low, self.high, size=(n, self.n_features))
-        f = caruana_function(x)
-        targets = {MAIN: f + self.noise * rng.standard_normal(n)}
-        for name, g in attention_extra_functions(x).items():
-            targets[name] = g + self.extra_noise * rng.standard_normal(n)
-        return TaskData(x, targets, f)
+        truth = {MAIN: caruana_function(x), **attention_extra_functions(x)}
+        noise = {t: self.noise if t == MAIN else self.extra_noise for t in truth}
+        return _tasks(x, truth, {t: y + noise[t] * rng.standard_normal(n) for t, y in truth.items()})
 
 
 def hint_feature(x: np.ndarray) -> np.ndarray:
@@ -248,8 +216,8 @@ class HintProblem:
     so there is little noise for amplification to average out.
 
     >>> data = HintProblem().sample(4, np.random.default_rng(0))
-    >>> data.tasks, bool(np.allclose(data.targets["hint"], hint_feature(data.x), atol=0.5))
-    (['main', 'hint'], True)
+    >>> data.tasks, bool(np.allclose(data.targets["hint"][:, 0], hint_feature(data.x), atol=0.5))
+    (('main', 'hint'), True)
     """
 
     n_features: int = 10
@@ -267,15 +235,12 @@ class HintProblem:
         r""":math:`|G(x)|`."""
         return np.abs(hint_feature(x))
 
-    def sample(self, n: int, rng: np.random.Generator) -> TaskData:
+    def sample(self, n: int, rng: np.random.Generator) -> MultiTaskData:
         _check(n, rng)
         x = rng.uniform(-1.0, 1.0, size=(n, self.n_features))
-        f = self.main_function(x)
-        targets = {
-            MAIN: f + self.noise * rng.standard_normal(n),
-            "hint": hint_feature(x) + self.hint_noise * rng.standard_normal(n),
-        }
-        return TaskData(x, targets, f)
+        truth = {MAIN: self.main_function(x), "hint": hint_feature(x)}
+        noise = {MAIN: self.noise, "hint": self.hint_noise}
+        return _tasks(x, truth, {t: y + noise[t] * rng.standard_normal(n) for t, y in truth.items()})
 
 
 def environment_features(x: np.ndarray) -> np.ndarray:
@@ -334,13 +299,12 @@ class EnvironmentProblem:
     *new* tasks from the same environment (Baxter, JAIR 12:149--198, 2000,
     arXiv 1106.0245).
 
-    ``truth`` is the main task's noise-free value; :meth:`clean_targets`
-    gives every training task's.
+    ``truth`` holds every training task's noise-free value (:meth:`clean_targets`).
 
     >>> problem = EnvironmentProblem(n_tasks=3, task_seed=0)
     >>> data = problem.sample(5, np.random.default_rng(1))
     >>> data.tasks, problem.coefficients.shape
-    (['main', 'task_2', 'task_3'], (3, 6))
+    (('main', 'task_2', 'task_3'), (3, 6))
     """
 
     n_tasks: int = 8
@@ -372,15 +336,14 @@ class EnvironmentProblem:
         values = environment_features(x) @ self.coefficients.T
         return {name: values[:, t] for t, name in enumerate(self.task_names)}
 
-    def sample(self, n: int, rng: np.random.Generator) -> TaskData:
+    def sample(self, n: int, rng: np.random.Generator) -> MultiTaskData:
         _check(n, rng)
         x = rng.uniform(-1.5, 1.5, size=(n, self.n_features))
         clean = self.clean_targets(x)
-        targets = {name: y + self.noise * rng.standard_normal(n) for name, y in clean.items()}
-        return TaskData(x, targets, clean[MAIN])
+        return _tasks(x, clean, {name: y + self.noise * rng.standard_normal(n) for name, y in clean.items()})
 
 
-def shuffle_extra_tasks(data: TaskData, rng: np.random.Generator) -> TaskData:
+def shuffle_extra_tasks(data: MultiTaskData, rng: np.random.Generator) -> MultiTaskData:
     """Caruana's shuffle test: re-assign the extra tasks' training signals at random across the cases.
 
     One permutation moves the extra signals of case ``i`` (all of them
@@ -392,21 +355,21 @@ def shuffle_extra_tasks(data: TaskData, rng: np.random.Generator) -> TaskData:
     >>> shuffled = shuffle_extra_tasks(data, np.random.default_rng(1))
     >>> bool(np.array_equal(shuffled.targets["main"], data.targets["main"]))
     True
-    >>> bool(np.array_equal(np.sort(shuffled.targets["extra_1"]), np.sort(data.targets["extra_1"])))
+    >>> bool(np.array_equal(np.sort(shuffled.targets["extra_1"], 0), np.sort(data.targets["extra_1"], 0)))
     True
     """
     order = rng.permutation(data.n)
-    targets = {t: (y if t == data.main else y[order]) for t, y in data.targets.items()}
-    return data.with_targets(targets)
+    return data.with_targets({t: (y if t == MAIN else y[order]) for t, y in data.targets.items()})
 
 
-def drop_extra_tasks(data: TaskData) -> TaskData:
+def drop_extra_tasks(data: MultiTaskData) -> MultiTaskData:
     """Single-task learning: every extra task's signal is missing (``NaN``), the main task is kept."""
-    targets = {t: (y if t == data.main else np.full_like(y, np.nan, dtype=float)) for t, y in data.targets.items()}
-    return data.with_targets(targets)
+    return data.with_targets(
+        {t: (y if t == MAIN else np.full_like(y, np.nan, dtype=float)) for t, y in data.targets.items()}
+    )
 
 
-def average_labels(data: TaskData, tasks: Sequence[str] | None = None) -> TaskData:
+def average_labels(data: MultiTaskData, tasks: Sequence[str] | None = None) -> MultiTaskData:
     """Single-task learning on the average of the main and the extra labels (explicit amplification).
 
     When the extra tasks are noisy copies of the main task's function, the
@@ -416,19 +379,19 @@ def average_labels(data: TaskData, tasks: Sequence[str] | None = None) -> TaskDa
     tasks = data.tasks if tasks is None else list(tasks)
     mean = np.mean([data.targets[t] for t in tasks], axis=0)
     single = drop_extra_tasks(data)
-    return single.with_targets({**single.targets, data.main: mean})
+    return single.with_targets({**single.targets, MAIN: mean})
 
 
 #: The 10 "mean" features of the Wisconsin data (inputs of the negative control).
 BREAST_CANCER_MEAN = 10
 
 
-def load_breast_cancer_tasks(standardize: bool = True) -> TaskData:
+def load_breast_cancer_tasks(standardize: bool = True) -> MultiTaskData:
     """Negative control: the Wisconsin diagnostic breast cancer data (569 cases, scikit-learn).
 
     Inputs are the 10 "mean" features of the cell nuclei (radius, texture,
-    ..., fractal dimension); the main task is the diagnosis (``truth`` and
-    the ``main`` target: 1 = malignant, 0 = benign); the 20 "error" and
+    ..., fractal dimension); the main task is the diagnosis (the ``main``
+    target and its ``truth``: 1 = malignant, 0 = benign); the 20 "error" and
     "worst" features are extra regression tasks, available for training
     cases only. Street, Wolberg & Mangasarian, *Nuclear feature extraction
     for breast tumor diagnosis*, Proc. SPIE 1905, 1993,
@@ -437,7 +400,7 @@ def load_breast_cancer_tasks(standardize: bool = True) -> TaskData:
     transform).
 
     >>> data = load_breast_cancer_tasks()
-    >>> data.x.shape, len(data.extra_tasks), int(data.truth.sum())
+    >>> data.x.shape, len(extra_tasks(data)), int(data.truth["main"].sum())
     ((569, 10), 20, 212)
     """
     from sklearn.datasets import load_breast_cancer
@@ -448,15 +411,8 @@ def load_breast_cancer_tasks(standardize: bool = True) -> TaskData:
         features = (features - features.mean(0)) / features.std(0)
     malignant = (np.asarray(bunch.target) == 0).astype(float)  # scikit-learn codes malignant as 0
     names = [str(n).replace(" ", "_") for n in bunch.feature_names]
-    targets = {MAIN: malignant}
-    for j in range(BREAST_CANCER_MEAN, features.shape[1]):
-        targets[names[j]] = features[:, j]
-    return TaskData(features[:, :BREAST_CANCER_MEAN], targets, malignant)
-
-
-def take(data: TaskData, rows: np.ndarray) -> TaskData:
-    """The cases ``rows`` of ``data``."""
-    return TaskData(data.x[rows], {t: y[rows] for t, y in data.targets.items()}, data.truth[rows], data.main)
+    targets = {MAIN: malignant, **{names[j]: features[:, j] for j in range(BREAST_CANCER_MEAN, features.shape[1])}}
+    return _tasks(features[:, :BREAST_CANCER_MEAN], {MAIN: malignant}, targets)
 
 
 def pneumonia_table():

@@ -44,9 +44,10 @@ import torch
 
 from mtl_course.data.tasks import MultiTaskData
 from mtl_course.device import get_device
-from mtl_course.experiments.replicate import ReplicatedModel, per_replica, summed_over_replicas
+from mtl_course.experiments.replicate import ReplicatedModel, summed
+from mtl_course.losses import expand_mask
 from mtl_course.models.base import MultiTaskModel
-from mtl_course.train import Callback, Recorder, Task, TrainState, evaluate, fit
+from mtl_course.train import Callback, Recorder, Task, TrainState, fit, split_batch
 
 #: What a run is measured on every epoch, in this order (the long ``curves`` table has one column each).
 MEASURES = ("train", "val", "test")
@@ -214,24 +215,38 @@ class Monitor(Callback):
             missing = [t.name for t in tasks if metric not in t.metrics]
             if missing:
                 raise KeyError(f"the test metric {metric!r} is not among the metrics of task(s) {missing}")
-        self.tasks, self.device, self.metric = list(tasks), device, metric
+        self.tasks, self.metric = list(tasks), metric
         self.select = _indices([t.name for t in tasks], select)
-        self.sets = {"train": run.train, "val": run.val, "test": run.test}
-        self.batches = {m: None if data is None else [data.batch(device)] for m, data in self.sets.items()}
+        sets = {"train": run.train, "val": run.val, "test": run.test}
+        self.batches = {m: split_batch(data.batch(device)) for m, data in sets.items() if data is not None}
         self.values: list[np.ndarray] = []  # per epoch: (measures, tasks)
         self._best = math.inf
         self._best_state: dict[str, torch.Tensor] | None = None
 
     def _score(self, model: MultiTaskModel, measure: str) -> list[float]:
-        batches = self.batches[measure]
-        if batches is None:
+        """``task.loss`` (or the test metric) of every task on the whole split, as :func:`~mtl_course.train.evaluate`
+        computes it for one batch; ``NaN`` for a missing split or a task without targets in it."""
+        if measure not in self.batches:
             return [math.nan] * len(self.tasks)
-        row = evaluate(model, self.tasks, batches, device=self.device)
-        key = "loss" if measure != "test" or self.metric is None else self.metric
-        return [row[f"{t.name}/val_{key}"] for t in self.tasks]
+        x, ys, ms = self.batches[measure]
+        out = model(x)
+        scores = []
+        for task in self.tasks:
+            if task.name not in ys:
+                scores.append(math.nan)
+                continue
+            y = ys[task.name]
+            mask = expand_mask(ms[task.name].bool(), y.shape) if task.name in ms else None
+            fn = task.metrics[self.metric] if measure == "test" and self.metric is not None else task.loss
+            scores.append(float(fn(out[task.name].float(), y, mask)))
+        return scores
 
+    @torch.no_grad()
     def measure(self, model: MultiTaskModel) -> None:
+        was_training = model.training
+        model.eval()
         values = np.array([self._score(model, m) for m in MEASURES])
+        model.train(was_training)
         self.values.append(values)
         criterion = float(values[1, self.select].sum())
         if criterion < self._best:
@@ -348,11 +363,12 @@ def train_each(
 class ReplicaMonitor(Callback):
     """:class:`Monitor`'s rule for every replica of a :class:`~mtl_course.experiments.replicate.ReplicatedModel`.
 
-    Per replica and task, the training and validation loss (``task.loss``
-    of each replica, mapped with :func:`~mtl_course.experiments.replicate.per_replica`)
-    and the test metric (``task.metrics[metric]`` replica by replica, or the
-    loss). Each replica keeps the weights of its own best epoch (every
-    parameter has the replica index first), restored at the end of training.
+    Per replica and task, the training and validation loss (``task.loss``,
+    a replica loss with one value per replica, such as
+    :func:`~mtl_course.experiments.replicate.replica_mse_loss`) and the test
+    metric (``task.metrics[metric]`` replica by replica, or the loss). Each
+    replica keeps the weights of its own best epoch (every parameter has the
+    replica index first), restored at the end of training.
     """
 
     def __init__(
@@ -370,34 +386,44 @@ class ReplicaMonitor(Callback):
         for m in MEASURES:
             sets = [getattr(run, m) for run in runs]
             self.batches[m] = None if any(s is None for s in sets) else model.stack(sets, device)
+        self._groups = _forward_groups(self.batches)
         self.values: list[torch.Tensor] = []  # per epoch: (measures, R, T), read once at the end
         self._best: torch.Tensor | None = None
         self._best_params: list[torch.Tensor] = []
 
-    def _score(self, model: ReplicatedModel, measure: str) -> torch.Tensor:
-        nan = torch.full((model.replicas,), math.nan)
-        batch = self.batches[measure]
-        if batch is None:
+    def _outputs(self, model: ReplicatedModel) -> dict[str, dict[str, torch.Tensor]]:
+        """The model's outputs on every split, one forward pass per group of splits with the same input layout."""
+        outputs = {}
+        for x, parts in self._groups:
+            out = model(x)
+            pieces = {t: y.split([n for _, n in parts], dim=1) for t, y in out.items()}
+            for i, (measure, _) in enumerate(parts):
+                outputs[measure] = {t: pieces[t][i] for t in out}
+        return outputs
+
+    def _score(self, out: Mapping[str, torch.Tensor] | None, measure: str, nan: torch.Tensor) -> torch.Tensor:
+        if out is None:
             return torch.stack([nan] * len(self.tasks), -1)
-        x, ys = batch
-        out = model(x)
+        ys = self.batches[measure][1]
         scores = []
         for task in self.tasks:
             name = task.name
             if name not in ys:
-                scores.append(nan.to(x.device))
+                scores.append(nan)
             elif measure == "test" and self.metric is not None:
                 fn = task.metrics[self.metric]
-                scores.append(torch.tensor([fn(p, y) for p, y in zip(out[name], ys[name], strict=True)]).to(x.device))
+                scores.append(torch.tensor([fn(p, y) for p, y in zip(out[name], ys[name], strict=True)]).to(nan))
             else:
-                scores.append(per_replica(task.loss, out[name].float(), ys[name]))
+                scores.append(task.loss(out[name].float(), ys[name], None))
         return torch.stack(scores, -1)
 
     @torch.no_grad()
     def measure(self, model: ReplicatedModel) -> None:
         was_training = model.training
         model.eval()
-        values = torch.stack([self._score(model, m) for m in MEASURES])
+        outputs = self._outputs(model)
+        nan = torch.full((model.replicas,), math.nan, device=next(model.parameters()).device)
+        values = torch.stack([self._score(outputs.get(m), m, nan) for m in MEASURES])
         model.train(was_training)
         self.values.append(values)
         criterion = values[1][:, self.select].sum(-1)
@@ -430,20 +456,61 @@ class ReplicaMonitor(Callback):
         return {m: stacked[:, i] for i, m in enumerate(MEASURES)}
 
 
-class _Replicas(Sequence):
-    """The runs' models as ordinary models, ``stack.replica(r)``, made when read."""
+def _forward_groups(batches: Mapping[str, Any]) -> list[tuple[torch.Tensor, list[tuple[str, int]]]]:
+    """The splits' inputs concatenated along the case dimension (-2) where their layouts agree, with each
+    split's name and number of cases: a replicated model then runs once per group instead of once per split."""
+    groups: dict[tuple, tuple[list[torch.Tensor], list[tuple[str, int]]]] = {}
+    for measure, batch in batches.items():
+        if batch is None:
+            continue
+        x = batch[0]
+        key = (*x.shape[:-2], x.shape[-1])
+        xs, parts = groups.setdefault(key, ([], []))
+        xs.append(x)
+        parts.append((measure, x.shape[-2]))
+    return [(torch.cat(xs, dim=-2), parts) for xs, parts in groups.values()]
 
-    def __init__(self, stack: ReplicatedModel) -> None:
-        self.stack = stack
+
+class _Replicas(Sequence):
+    """The runs' models as ordinary models, ``stack.replica(r)`` of one or more stacks in turn, made when read."""
+
+    def __init__(self, *stacks: ReplicatedModel) -> None:
+        self.where = [(stack, r) for stack in stacks for r in range(stack.replicas)]
 
     def __len__(self) -> int:
-        return self.stack.replicas
+        return len(self.where)
 
-    def __getitem__(self, r: int) -> MultiTaskModel:  # type: ignore[override]
-        return self.stack.replica(r)
+    def __getitem__(self, i: int) -> MultiTaskModel:  # type: ignore[override]
+        stack, r = self.where[i]
+        return stack.replica(r)
 
     def __iter__(self) -> Iterator[MultiTaskModel]:
-        return (self.stack.replica(r) for r in range(len(self)))
+        return (self[i] for i in range(len(self)))
+
+
+def concat_results(results: Sequence[ExperimentResult]) -> ExperimentResult:
+    """Several results as one, e.g. one per training-set size: runs numbered on, tables stacked.
+
+    ``stack`` is ``None`` (each part had its own); ``models`` reads each part's.
+    """
+    if not results:
+        raise ValueError("concat_results needs at least one result, got none")
+    summaries, curves, offset = [], [], 0
+    for part in results:
+        summaries.append(part.summary.assign(run=part.summary["run"] + offset))
+        curves.append(part.curves.assign(run=part.curves["run"] + offset))
+        offset += len(part.runs)
+    if all(part.stack is not None for part in results):
+        models: Sequence[MultiTaskModel] = _Replicas(*(part.stack for part in results))
+    else:
+        models = [m for part in results for m in part.models]
+    return ExperimentResult(
+        pd.concat(summaries, ignore_index=True),
+        pd.concat(curves, ignore_index=True),
+        models,
+        [run for part in results for run in part.runs],
+        [record for part in results for record in part.records],
+    )
 
 
 def train_replicated(
@@ -464,10 +531,12 @@ def train_replicated(
 
     The same recipe as :func:`train_each` with ``batch_size=None``, for
     many small runs: replica ``r`` is run ``r``'s model (``build_stack``
-    seeds it with ``runs[r].seed``), trained on its own data with the
-    course's losses summed over the replicas
-    (:func:`~mtl_course.experiments.replicate.summed_over_replicas`), so
-    each replica follows the trajectory it would follow alone. Every run
+    seeds it with ``runs[r].seed``), trained on its own data. The tasks'
+    losses are replica losses (one value per replica, e.g.
+    :func:`~mtl_course.experiments.replicate.replica_mse_loss`); the
+    training objective is their sum over the replicas
+    (:func:`~mtl_course.experiments.replicate.summed`), so each replica
+    follows the trajectory it would follow alone. Every run
     needs the same tasks and as many cases as the others in each split.
     ``penalty`` multiplies the stack's ``penalty()`` (each replica's own
     :math:`\\lambda_r \\Omega_r`). ``record(stack)`` returns one snapshot
@@ -488,7 +557,7 @@ def train_replicated(
     recorder = Recorder(record) if record is not None else None
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None, foreach=None if fused else True)
-    replica_tasks = [Task(t.name, summed_over_replicas(t.loss)) for t in tasks]
+    replica_tasks = [Task(t.name, summed(t.loss)) for t in tasks]
     fit(
         model,
         replica_tasks,

@@ -9,9 +9,9 @@ representation bias and regularisation. This module runs them:
 
 * :func:`caruana_experiment` -- STL vs MTL vs shuffled extra tasks on
   :class:`~mtl_course.data.caruana.CaruanaProblem`, with early stopping, plus
-  the implicit-data-augmentation arms (:func:`amplification_arms`: noisy
+  the implicit-data-augmentation runs (:func:`amplification_runs`: noisy
   copies of the main function; STL on averaged labels) and the
-  regularisation arms (:func:`random_label_arms`: pure-noise main labels);
+  regularisation runs (:func:`random_label_runs`: pure-noise main labels);
 * :func:`attention_experiment` -- attention focusing on
   :class:`~mtl_course.data.caruana.AttentionProblem`, with the share of
   first-layer weight on the relevant inputs (:func:`input_weight_share`);
@@ -21,43 +21,31 @@ representation bias and regularisation. This module runs them:
   novel tasks on the frozen shared layer (:func:`linear_probe_error`);
 * :func:`breast_cancer_experiment` -- the negative control.
 
-**Many seeds at once.** A lecture has about a minute of CPU time, and a tiny
-MLP trained on 200 cases is dominated by per-call overhead, not arithmetic.
-:class:`ReplicatedMLP` therefore stacks :math:`R` independent copies of
-``HardSharing.mlp(...)`` (one per seed and condition, each with its own data)
-and evaluates them with batched matrix products; :func:`train_arms` trains
-all of them in one call of :func:`mtl_course.train.fit` (full batch, Adam).
-Because no parameter is shared between replicas and Adam acts element-wise,
-each replica follows exactly the trajectory it would follow alone
-(:meth:`ReplicatedMLP.replica` returns replica :math:`r` as a plain
-:class:`~mtl_course.models.HardSharing`). Single-task learning is the same
-network whose extra heads receive no labels (``NaN`` targets): the extra
-heads then get no gradient and the trunk only the main task's, as in an STL
-network with one output. The extra tasks' one-unit linear heads are stored
-side by side as one linear layer (output ``"extra"``), which is the same
-model with fewer, larger kernel calls.
-
-**Early stopping per replica.** :class:`ReplicaMonitor` records every
-replica's training loss, validation loss and test error every
-``eval_every`` steps; the early-stopped test error of a replica is its
-test error at its own best validation step, and its weights from that step
-are restored at the end; the final test error is the one after the last
-step (no early stopping).
+Every experiment is a list of :class:`~mtl_course.experiments.engine.Run`\ s
+(a condition on one seed, with its own training, validation and test
+cases) trained by :func:`~mtl_course.experiments.engine.train_replicated`:
+one replica of ``HardSharing.mlp`` per run
+(:class:`~mtl_course.experiments.replicate.ReplicatedMLP`), full-batch Adam,
+the engine's early stopping on the main task's validation loss, the test
+error measured against the noise-free main function. Single-task learning is
+the same network whose extra heads receive no labels (``NaN`` targets): the
+extra heads then get no gradient and the trunk only the main task's, as in an
+STL network with one output. The extra tasks' one-unit linear heads are
+stored side by side as one linear layer (output ``"extra"``, trained with
+:func:`~mtl_course.experiments.replicate.replica_column_mse_loss`), which is the same
+model with fewer, larger kernel calls. Tables over seeds come from
+:mod:`mtl_course.stats`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from mtl_course.data.caruana import (
     MAIN,
@@ -65,601 +53,80 @@ from mtl_course.data.caruana import (
     CaruanaProblem,
     EnvironmentProblem,
     HintProblem,
-    TaskData,
     average_labels,
     drop_extra_tasks,
     environment_features,
+    extra_tasks,
     load_breast_cancer_tasks,
     shuffle_extra_tasks,
-    take,
 )
-from mtl_course.device import get_device
+from mtl_course.data.tasks import MultiTaskData
+from mtl_course.experiments.engine import ExperimentResult, Run, train_replicated
+from mtl_course.experiments.labels import MTL, SHUFFLED, STL
+from mtl_course.experiments.replicate import ReplicatedMLP, replica_bce_loss, replica_column_mse_loss, replica_mse_loss
 from mtl_course.metrics import auc
-from mtl_course.models.base import MultiTaskModel, check_task_outputs
-from mtl_course.models.hard_sharing import HardSharing
-from mtl_course.train import Callback, Task, TrainState, fit
-
-Kind = Literal["regression", "classification"]
+from mtl_course.train import Task
 
 #: Name of the output that holds every extra task (one unit per extra task).
 EXTRA = "extra"
+#: Implicit data augmentation: MTL whose extra tasks are noisy copies of the main function.
+MTL_COPIES = "MTL copies"
+#: Explicit amplification: STL trained on the average of the main and the extra labels.
+STL_AVERAGE = "STL average"
+
+#: The main task of a regression problem: its MSE is the training, validation and test loss.
+REGRESSION = Task(MAIN, replica_mse_loss)
+#: The main task of the negative control: binary cross-entropy, test AUC (:func:`mtl_course.metrics.auc`).
+CLASSIFICATION = Task(MAIN, replica_bce_loss, {"auc": auc})
+
+Condition = Callable[[MultiTaskData, np.random.Generator], MultiTaskData]
+
+#: The standard conditions: single-task, multi-task, and Caruana's shuffle test.
+CONDITIONS: dict[str, Condition] = {
+    STL: lambda data, rng: drop_extra_tasks(data),
+    MTL: lambda data, rng: data,
+    SHUFFLED: shuffle_extra_tasks,
+}
 
 
-# -- the replicated model -----------------------------------------------------------
-class ReplicatedMLP(MultiTaskModel):
-    r""":math:`R` independent hard-sharing MLPs, evaluated at once with batched matrix products.
+def two_outputs(data: MultiTaskData) -> MultiTaskData:
+    """The main task and one ``"extra"`` target ``(n, K)`` holding the ``K`` extra tasks side by side (and their
+    truth, where every extra task has one): the two outputs of the model.
 
-    Replica :math:`r` is ``HardSharing.mlp(in_features, hidden, tasks)``
-    initialised from ``torch.manual_seed(seeds[r])``: a trunk of
-    ``Linear -> ReLU`` layers and one linear head per task. Inputs have
-    shape ``(R, n, in_features)`` (each replica its own cases); outputs are
-    ``{task: (R, n, out)}``:
-
-    .. math::
-
-        h^{(0)}_r = x_r, \quad h^{(l)}_r = \mathrm{ReLU}(h^{(l-1)}_r W^{(l)}_r + b^{(l)}_r), \quad
-        \hat y_{r,t} = h^{(L)}_r V_{r,t} + c_{r,t}.
-
-    Replicas with the same seed start from the same weights, so conditions
-    compared on one seed differ only in their training signals.
-
-    >>> model = ReplicatedMLP.mlp(in_features=10, hidden=[32, 32], tasks={"main": 1, "extra": 1}, seeds=[0, 0, 1])
-    >>> {t: tuple(y.shape) for t, y in model(torch.zeros(3, 7, 10)).items()}
-    {'main': (3, 7, 1), 'extra': (3, 7, 1)}
-    >>> bool(torch.equal(model.trunk_weights[0][0], model.trunk_weights[0][1]))  # same seed, same init
-    True
+    >>> data = two_outputs(CaruanaProblem(n_extra=3, n_features=8).sample(5, np.random.default_rng(0)))
+    >>> data.tasks, data.targets["extra"].shape
+    (('main', 'extra'), (5, 3))
     """
-
-    has_shared_representation = True
-
-    def __init__(self, models: Sequence[HardSharing]) -> None:
-        if not models:
-            raise ValueError("ReplicatedMLP needs at least one HardSharing.mlp model to stack")
-        first = models[0]
-        super().__init__(first.tasks)
-        self.in_features = first.trunk.in_features
-        self.hidden = list(first.trunk.out_channels)
-        self.out_features = {t: first.heads[t].layers[-1].out_features for t in first.tasks}
-        for m in models:
-            if (
-                m.tasks != first.tasks
-                or list(m.trunk.out_channels) != self.hidden
-                or len(m.heads[m.tasks[0]].layers) != 1
-            ):
-                raise ValueError(
-                    "every stacked model must be HardSharing.mlp with the same sizes, tasks and no head_hidden"
-                )
-        linears = [[stage[0] for stage in m.trunk.stages] for m in models]
-        self.trunk_weights = nn.ParameterList(
-            [nn.Parameter(torch.stack([ls[i].weight.detach().T for ls in linears])) for i in range(len(self.hidden))]
-        )
-        self.trunk_biases = nn.ParameterList(
-            [nn.Parameter(torch.stack([ls[i].bias.detach()[None] for ls in linears])) for i in range(len(self.hidden))]
-        )
-        self.head_weights = nn.ParameterDict(
-            {
-                t: nn.Parameter(torch.stack([m.heads[t].layers[-1].weight.detach().T for m in models]))
-                for t in self.tasks
-            }
-        )
-        self.head_biases = nn.ParameterDict(
-            {
-                t: nn.Parameter(torch.stack([m.heads[t].layers[-1].bias.detach()[None] for m in models]))
-                for t in self.tasks
-            }
-        )
-
-    @classmethod
-    def mlp(
-        cls, in_features: int, hidden: Sequence[int], tasks: Mapping[str, int], seeds: Sequence[int]
-    ) -> ReplicatedMLP:
-        """One replica per entry of ``seeds``, each initialised like ``HardSharing.mlp`` after ``torch.manual_seed(seed)``.
-
-        The global torch random state is left untouched.
-        """
-        tasks = check_task_outputs(tasks)
-        models = []
-        for seed in seeds:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(seed))
-                models.append(HardSharing.mlp(in_features, hidden, tasks))
-        return cls(models)
-
-    @property
-    def replicas(self) -> int:
-        return self.trunk_weights[0].shape[0]
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The shared representation of every replica, ``(R, n, hidden[-1])``."""
-        if x.ndim != 3 or x.shape[0] != self.replicas or x.shape[2] != self.in_features:
-            raise ValueError(
-                f"ReplicatedMLP expects inputs of shape (R={self.replicas}, n, {self.in_features}), got {tuple(x.shape)}"
-            )
-        h = x
-        for w, b in zip(self.trunk_weights, self.trunk_biases, strict=True):
-            h = torch.relu(torch.baddbmm(b, h, w))
-        return h
-
-    def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {t: torch.baddbmm(self.head_biases[t], z, self.head_weights[t]) for t in self.tasks}
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.decode(self.encode(x))
-
-    def shared_parameters(self) -> Iterator[nn.Parameter]:
-        yield from self.trunk_weights
-        yield from self.trunk_biases
-
-    def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
-        self.check_task(task)
-        yield self.head_weights[task]
-        yield self.head_biases[task]
-
-    def last_shared_layer(self) -> list[nn.Parameter]:
-        return [self.trunk_weights[-1], self.trunk_biases[-1]]
-
-    def replica(self, r: int) -> HardSharing:
-        """Replica ``r`` as a plain :class:`~mtl_course.models.HardSharing` with copies of its weights."""
-        if not 0 <= r < self.replicas:
-            raise IndexError(f"replica index must be in 0..{self.replicas - 1}, got {r}")
-        model = HardSharing.mlp(self.in_features, self.hidden, self.out_features)
-        with torch.no_grad():
-            for stage, w, b in zip(model.trunk.stages, self.trunk_weights, self.trunk_biases, strict=True):
-                stage[0].weight.copy_(w[r].T)
-                stage[0].bias.copy_(b[r, 0])
-            for t in self.tasks:
-                model.heads[t].layers[-1].weight.copy_(self.head_weights[t][r].T)
-                model.heads[t].layers[-1].bias.copy_(self.head_biases[t][r, 0])
-        return model.to(self.trunk_weights[0].device)
-
-    def extra_repr(self) -> str:
-        return f"replicas={self.replicas}, in_features={self.in_features}, hidden={self.hidden}, tasks={self.tasks}"
+    extras = extra_tasks(data)
+    if not extras:
+        return data
+    targets = {MAIN: data.targets[MAIN], EXTRA: np.concatenate([data.targets[t] for t in extras], axis=1)}
+    truth = dict(data.truth or {})
+    together = {MAIN: truth[MAIN]} if MAIN in truth else {}
+    if all(t in truth for t in extras):
+        together[EXTRA] = np.concatenate([truth[t] for t in extras], axis=1)
+    return MultiTaskData(data.x, targets, truth=together or None, info=data.info)
 
 
-# -- losses summed over replicas ------------------------------------------------------
-def _replica_mean(values: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
-    """Per replica (dim 0), the mean of ``values`` over the labelled items; 0 for a replica without labels."""
-    dims = tuple(range(1, values.ndim))
-    zeros = torch.zeros((), dtype=values.dtype, device=values.device)
-    total = torch.where(labelled, values, zeros).sum(dims)
-    return total / labelled.sum(dims).clamp_min(1)
+def against_truth(data: MultiTaskData) -> MultiTaskData:
+    """The same cases with the noise-free truth as targets: the engine then scores the error against the function."""
+    if data.truth is None:
+        raise ValueError("against_truth needs data with a truth, got none")
+    return data.with_targets(dict(data.truth))
 
 
-def _labelled(target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    labelled = ~torch.isnan(target)
-    if mask is not None:
-        labelled = labelled & mask.bool().reshape(*mask.shape, *([1] * (target.ndim - mask.ndim))).expand_as(target)
-    return labelled
-
-
-def replica_mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    r"""Sum over replicas of each replica's mean squared error: :math:`\sum_r \frac{1}{n_r}\sum_{i} (\hat y_{ri} - y_{ri})^2`.
-
-    ``pred`` and ``target`` are ``(R, n, ...)``; ``NaN`` targets (or a false
-    ``mask``) are missing and contribute neither value nor gradient, so a
-    replica without labels for a task adds 0. Summing (not averaging) over
-    replicas gives every replica the gradient of its own loss.
-
-    >>> pred = torch.zeros(2, 3, 1)
-    >>> target = torch.tensor([[1.0, 2.0, 3.0], [float("nan")] * 3]).unsqueeze(-1)
-    >>> replica_mse_loss(pred, target)  # (1 + 4 + 9) / 3 + 0
-    tensor(4.6667)
-    """
-    labelled = _labelled(target, mask)
-    safe = torch.where(labelled, target, pred.detach())
-    return _replica_mean((pred - safe) ** 2, labelled).sum()
-
-
-def replica_column_mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    r"""For ``(R, n, K)`` outputs of :math:`K` regression tasks stored as one head: :math:`\sum_r \sum_k \mathrm{MSE}_{rk}`.
-
-    Each column :math:`k` is one task; its mean squared error is averaged
-    over its labelled cases, then the columns and the replicas are summed.
-    This equals giving each of the :math:`K` tasks its own linear head and
-    summing their losses (equal weighting), because a :math:`K`-output
-    linear layer *is* :math:`K` one-output linear layers side by side.
-
-    >>> pred = torch.zeros(1, 2, 2)
-    >>> target = torch.tensor([[[1.0, 3.0], [float("nan"), 5.0]]])
-    >>> replica_column_mse_loss(pred, target)  # 1 + (9 + 25) / 2
-    tensor(18.)
-    """
-    labelled = _labelled(target, mask)
-    safe = torch.where(labelled, target, pred.detach())
-    squared = torch.where(labelled, (pred - safe) ** 2, torch.zeros((), dtype=pred.dtype, device=pred.device))
-    return (squared.sum(1) / labelled.sum(1).clamp_min(1)).sum()
-
-
-def replica_bce_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    r"""Sum over replicas of each replica's mean binary cross-entropy with logits.
-
-    :math:`\sum_r \frac{1}{n_r}\sum_i [\log(1 + e^{z_{ri}}) - y_{ri} z_{ri}]`; ``NaN`` targets are missing.
-
-    >>> replica_bce_loss(torch.zeros(2, 4, 1), torch.ones(2, 4, 1))  # 2 log 2
-    tensor(1.3863)
-    """
-    labelled = _labelled(target, mask)
-    safe = torch.where(labelled, target, torch.zeros_like(target))
-    per_item = F.binary_cross_entropy_with_logits(logits, safe, reduction="none")
-    return _replica_mean(per_item, labelled).sum()
-
-
-# -- arms, monitoring and training ----------------------------------------------------------
-@dataclass(frozen=True)
-class Arm:
-    """One replica of an experiment: a condition on one seed with its own train/validation/test data.
-
-    ``train`` holds the training signals of the condition (e.g. ``NaN`` for
-    the extra tasks of STL, shuffled extra signals for the shuffle test);
-    ``val`` is used for early stopping on the main task's labels; ``test``
-    is scored against ``test.truth``. ``info`` holds extra columns for the
-    result table (e.g. the experiment or the number of tasks).
-    """
-
-    condition: str
-    seed: int
-    train: TaskData
-    val: TaskData
-    test: TaskData
-    info: Mapping[str, object] = field(default_factory=dict)
-
-
-def _stack(arrays: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.stack(arrays), dtype=torch.float32, device=device)
-
-
-class ReplicaMonitor(Callback):
-    """Every epoch, per replica: main-task training loss, validation loss, and test error.
-
-    Regression: training and validation MSE against the (noisy) labels, test
-    MSE against the noise-free ``truth``. Classification: training and
-    validation binary cross-entropy, test AUC (:func:`mtl_course.metrics.auc`).
-    After training ``train_loss``, ``val_loss`` and ``test`` are arrays
-    ``(epochs, R)``; ``steps`` holds the step count after each epoch.
-
-    With ``restore_best`` the monitor keeps, for every replica separately,
-    the weights of its best validation epoch and loads them at the end of
-    training (per-replica early stopping; all parameters have the replica
-    index as their first dimension).
-    """
-
-    def __init__(
-        self, arms: Sequence[Arm], device: torch.device, kind: Kind, steps_per_epoch: int, restore_best: bool = True
-    ) -> None:
-        self.kind, self.steps_per_epoch, self.restore_best = kind, steps_per_epoch, restore_best
-        self.n_train, self.n_val = arms[0].train.n, arms[0].val.n
-        self.x = _stack([np.concatenate([a.train.x, a.val.x, a.test.x]) for a in arms], device)
-        self.y_train = _stack([a.train.targets[a.train.main] for a in arms], device)
-        self.y_val = _stack([a.val.targets[a.val.main] for a in arms], device)
-        self.truth = _stack([a.test.truth for a in arms], device)
-        self._rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        self.steps: list[int] = []
-        self._best_val: torch.Tensor | None = None
-        self._best_params: list[torch.Tensor] = []
-
-    @torch.no_grad()
-    def measure(self, model: MultiTaskModel) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(training loss, validation loss, test error) of every replica now."""
-        was_training = model.training
-        model.eval()
-        out = model(self.x)[MAIN][..., 0].float()
-        model.train(was_training)
-        a, b = self.n_train, self.n_train + self.n_val
-        train, val, test = out[:, :a], out[:, a:b], out[:, b:]
-        if self.kind == "regression":
-            return (
-                ((train - self.y_train) ** 2).mean(1),
-                ((val - self.y_val) ** 2).mean(1),
-                ((test - self.truth) ** 2).mean(1),
-            )
-        bce = F.binary_cross_entropy_with_logits
-        test_auc = torch.tensor([auc(test[r], self.truth[r]) for r in range(test.shape[0])], device=out.device)
-        return (
-            bce(train, self.y_train, reduction="none").mean(1),
-            bce(val, self.y_val, reduction="none").mean(1),
-            test_auc,
-        )
-
-    def on_epoch_end(self, state: TrainState) -> None:
-        train, val, test = self.measure(state.model)
-        self._rows.append((train, val, test))
-        self.steps.append(state.epoch * self.steps_per_epoch)
-        if self.restore_best:
-            params = [p.detach() for p in state.model.parameters()]
-            if self._best_val is None:
-                self._best_val = torch.full_like(val, math.inf)
-                self._best_params = [p.clone() for p in params]
-            improved = val < self._best_val
-            self._best_val = torch.where(improved, val, self._best_val)
-            for p, best in zip(params, self._best_params, strict=True):
-                best[improved] = p[improved]
-
-    @torch.no_grad()
-    def on_train_end(self, state: TrainState) -> None:
-        """With ``restore_best``, give every replica the weights of its own best validation epoch."""
-        if self.restore_best and self._best_params:
-            for p, best in zip(state.model.parameters(), self._best_params, strict=True):
-                p.copy_(best)
-
-    def _column(self, i: int) -> np.ndarray:
-        return torch.stack([row[i] for row in self._rows]).cpu().numpy()
-
-    @property
-    def train_loss(self) -> np.ndarray:
-        return self._column(0)
-
-    @property
-    def val_loss(self) -> np.ndarray:
-        return self._column(1)
-
-    @property
-    def test(self) -> np.ndarray:
-        return self._column(2)
-
-
-@contextmanager
-def cpu_threads(n: int | None, device: torch.device) -> Iterator[None]:
-    """Limit torch's intra-op CPU threads to ``n`` while training on the CPU (``None``: leave as is).
-
-    Tiny batched matrix products gain nothing from more threads, and on a
-    busy machine extra threads mostly wait for each other.
-    """
-    if n is None or device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@dataclass
-class ArmsResult:
-    """What :func:`train_arms` returns.
-
-    ``summary``: one row per arm with ``condition``, ``seed``, the arm's
-    ``info`` columns, ``best_step`` (best validation step), ``test_es``
-    (test error at that step: early stopping), ``test_final`` (after the
-    last step, no early stopping), ``test_init`` (before training), and the
-    main task's training loss ``train_es`` and ``train_final``. ``curves``:
-    long table ``step, arm, condition, seed, train_loss, val_loss, test``
-    (plus the ``info`` columns). ``model``: the trained
-    :class:`ReplicatedMLP` (replica ``i`` is arm ``i``) with every replica's
-    early-stopped weights (those of its best validation epoch) when
-    ``restore_best``, else the weights after the last step.
-    """
-
-    summary: pd.DataFrame
-    curves: pd.DataFrame
-    model: ReplicatedMLP
-    arms: list[Arm]
-
-    @torch.no_grad()
-    def predict(self, split: Literal["train", "val", "test"] = "test") -> np.ndarray:
-        """The main-task output of every replica on its own ``split`` cases, ``(R, n)`` (logits for classification)."""
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-        device = self.model.trunk_weights[0].device
-        x = _stack([getattr(a, split).x for a in self.arms], device)
-        was_training = self.model.training
-        self.model.eval()
-        out = self.model(x)[MAIN][..., 0].float().cpu().numpy()
-        self.model.train(was_training)
-        return out
-
-    def select(self, **columns: object) -> pd.DataFrame:
-        """The summary rows whose columns equal the given values, e.g. ``select(experiment="main")``."""
-        keep = np.ones(len(self.summary), dtype=bool)
-        for name, value in columns.items():
-            keep &= (self.summary[name] == value).to_numpy()
-        return self.summary[keep]
-
-
-def train_arms(
-    arms: Sequence[Arm],
-    hidden: Sequence[int] = (32, 32),
-    steps: int = 600,
-    lr: float = 3e-3,
-    eval_every: int = 10,
-    kind: Kind = "regression",
-    device: torch.device | str | None = None,
-    threads: int | None = 1,
-    restore_best: bool = True,
-) -> ArmsResult:
-    """Train one replica per arm, full batch with Adam, in a single call of :func:`~mtl_course.train.fit`.
-
-    Every arm must have the same task names, input width and split sizes.
-    The model has two outputs: ``"main"`` (one unit) and ``"extra"`` (one
-    unit per extra task: the extra tasks' linear heads side by side, trained
-    with :func:`replica_column_mse_loss`). The weighting is ``"equal"``: the
-    main loss plus the sum of the extra tasks' MSEs, as in Caruana's backprop
-    nets, which sum the errors of all outputs. The seed of an arm sets its
-    replica's initial weights, so arms of one seed start from the same network.
-    ``eval_every`` steps make one epoch of :func:`~mtl_course.train.fit`
-    (the same full batch repeated), after which :class:`ReplicaMonitor` measures.
-    """
-    if not arms:
-        raise ValueError("train_arms needs at least one arm")
-    if steps % eval_every:
-        raise ValueError(f"steps ({steps}) must be a multiple of eval_every ({eval_every})")
-    device = get_device() if device is None else torch.device(device)
-    names = arms[0].train.tasks
-    for arm in arms:
-        if arm.train.tasks != names:
-            raise ValueError(
-                f"every arm needs the tasks {names}; arm {arm.condition!r}/{arm.seed} has {arm.train.tasks}"
-            )
-    main, extras = names[0], names[1:]
-    outputs = {MAIN: 1, EXTRA: len(extras)} if extras else {MAIN: 1}
-    d = arms[0].train.x.shape[1]
-    model = ReplicatedMLP.mlp(d, hidden, outputs, [a.seed for a in arms]).to(device)
-    tasks = [Task(MAIN, replica_mse_loss if kind == "regression" else replica_bce_loss)]
-    x = _stack([a.train.x for a in arms], device)
-    targets = {MAIN: _stack([a.train.targets[main] for a in arms], device)[..., None]}
-    if extras:
-        tasks.append(Task(EXTRA, replica_column_mse_loss))
-        targets[EXTRA] = _stack([np.stack([a.train.targets[t] for t in extras], axis=1) for a in arms], device)
-    monitor = ReplicaMonitor(arms, device, kind, eval_every, restore_best)
-    # the fused Adam kernel updates all parameters in one call (the same update as the default loop)
-    fused = device.type in ("cpu", "cuda")
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None, foreach=None if fused else True)
-    with cpu_threads(threads, device):
-        _, _, init_test = monitor.measure(model)
-        fit(
-            model,
-            tasks,
-            "equal",
-            [(x, targets)] * eval_every,
-            epochs=steps // eval_every,
-            optimizer=optimizer,
-            device=device,
-            callbacks=[monitor],
-            progress=False,
-        )
-    train_loss, val, test = monitor.train_loss, monitor.val_loss, monitor.test
-    best = val.argmin(0)
-    init_test = init_test.cpu().numpy()
-    rows = []
-    for i, arm in enumerate(arms):
-        rows.append(
-            {
-                "condition": arm.condition,
-                "seed": arm.seed,
-                **arm.info,
-                "best_step": monitor.steps[best[i]],
-                "test_es": float(test[best[i], i]),
-                "test_final": float(test[-1, i]),
-                "test_init": float(init_test[i]),
-                "train_es": float(train_loss[best[i], i]),
-                "train_final": float(train_loss[-1, i]),
-            }
-        )
-    n_epochs, n_arms = len(monitor.steps), len(arms)
-    curves = pd.DataFrame(
-        {
-            "step": np.repeat(monitor.steps, n_arms),
-            "arm": np.tile(np.arange(n_arms), n_epochs),
-            "condition": np.tile([a.condition for a in arms], n_epochs),
-            "seed": np.tile([a.seed for a in arms], n_epochs),
-            **{k: np.tile([a.info.get(k) for a in arms], n_epochs) for k in arms[0].info},
-            "train_loss": train_loss.reshape(-1),
-            "val_loss": val.reshape(-1),
-            "test": test.reshape(-1),
-        }
+def _run(condition: str, seed: int, train: MultiTaskData, val: MultiTaskData, test: MultiTaskData, info) -> Run:
+    return Run(
+        condition, seed, two_outputs(train), two_outputs(val), two_outputs(against_truth(test)), dict(info or {})
     )
-    return ArmsResult(pd.DataFrame(rows), curves, model, list(arms))
 
 
-# -- summaries --------------------------------------------------------------------------------
-def summarize(
-    summary: pd.DataFrame,
-    metric: str = "test_es",
-    baseline: str = "STL",
-    higher_is_better: bool = False,
-    by: Sequence[str] = ("condition",),
-) -> pd.DataFrame:
-    """Mean ± sd of ``metric`` per condition, and the paired comparison with ``baseline`` over seeds.
-
-    Columns: ``mean``, ``sd`` (sample standard deviation, ``ddof=1``), ``n``
-    (seeds), ``wins`` (seeds on which the condition beats the baseline of
-    the same seed), ``rel_change`` (mean over seeds of
-    ``(value - baseline) / baseline``; negative is better for errors) and
-    ``rel_sd`` (its sample standard deviation over seeds).
-
-    >>> df = pd.DataFrame({"condition": ["STL", "MTL"] * 2, "seed": [0, 0, 1, 1], "test_es": [1.0, 0.8, 2.0, 2.2]})
-    >>> row = summarize(df).loc["MTL"]
-    >>> float(row["mean"]), int(row["wins"])
-    (1.5, 1)
-    """
-    by = list(by)
-    base = summary[summary["condition"] == baseline].set_index(["seed", *[b for b in by if b != "condition"]])[metric]
-    out = []
-    for key, group in summary.groupby(by, sort=False):
-        values = group[metric].to_numpy(dtype=float)
-        idx = group.set_index(["seed", *[b for b in by if b != "condition"]]).index
-        reference = base.reindex(idx).to_numpy(dtype=float)
-        better = values > reference if higher_is_better else values < reference
-        relative = (values - reference) / reference
-        row = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
-        row.update(
-            mean=float(values.mean()),
-            sd=float(values.std(ddof=1)) if len(values) > 1 else math.nan,
-            n=len(values),
-            wins=int(better.sum()),
-            rel_change=float(relative.mean()),
-            rel_sd=float(relative.std(ddof=1)) if len(values) > 1 else math.nan,
-        )
-        out.append(row)
-    return pd.DataFrame(out).set_index(by)
-
-
-def report(
-    summary: pd.DataFrame,
-    metric: str = "test_es",
-    baseline: str = "STL",
-    higher_is_better: bool = False,
-    digits: int = 2,
-    by: Sequence[str] = ("condition",),
-) -> pd.DataFrame:
-    """:func:`summarize` as a readable table: ``mean ± sd``, seeds beating the baseline, mean relative change.
-
-    >>> df = pd.DataFrame({"condition": ["STL", "MTL"] * 2, "seed": [0, 0, 1, 1], "test_es": [1.0, 0.8, 2.0, 1.6]})
-    >>> report(df).loc["MTL"].tolist()
-    ['1.20 ± 0.57', '2/2', '-20%']
-    """
-    table = summarize(summary, metric, baseline, higher_is_better, by)
-    out = pd.DataFrame(index=table.index)
-    out[f"{metric} (mean ± sd)"] = [
-        f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(table["mean"], table["sd"], strict=True)
-    ]
-    out[f"beats {baseline}"] = [f"{w}/{n}" for w, n in zip(table["wins"], table["n"], strict=True)]
-    out[f"change vs {baseline}"] = [
-        f"{100 * r:+.0f}%".replace("+0%", "0%").replace("-0%", "0%") for r in table["rel_change"]
-    ]
-    return out
-
-
-def first_step_below(curves: pd.DataFrame, column: str, threshold: float) -> pd.Series:
-    """Per arm, the first recorded step at which ``column`` falls below ``threshold`` (``inf`` if it never does).
-
-    >>> c = pd.DataFrame({"arm": [0, 0, 0, 1, 1, 1], "step": [10, 20, 30] * 2, "loss": [0.5, 0.05, 0.0, 0.9, 0.8, 0.7]})
-    >>> first_step_below(c, "loss", 0.1).tolist()
-    [20.0, inf]
-    """
-    below = curves[curves[column] < threshold].groupby("arm")["step"].min()
-    return below.reindex(sorted(curves["arm"].unique())).astype(float).fillna(math.inf)
-
-
-def mean_sd(values: Sequence[float], digits: int = 2) -> str:
-    """``"mean ± sd"`` with ``digits`` decimals (sample sd).
-
-    >>> mean_sd([1.0, 2.0, 3.0])
-    '2.00 ± 1.00'
-    """
-    values = np.asarray(values, dtype=float)
-    sd = values.std(ddof=1) if len(values) > 1 else float("nan")
-    return f"{values.mean():.{digits}f} ± {sd:.{digits}f}"
-
-
-# -- the experiments ----------------------------------------------------------------------------
-def _splits(problem, seed: int, n_train: int, n_val: int, n_test: int) -> tuple[TaskData, TaskData, TaskData]:
+def _splits(problem, seed: int, n_train: int, n_val: int, n_test: int) -> tuple[MultiTaskData, ...]:
     rng = np.random.default_rng(seed)
     return problem.sample(n_train, rng), problem.sample(n_val, rng), problem.sample(n_test, rng)
 
 
-Condition = Callable[[TaskData, np.random.Generator], TaskData]
-
-#: The standard conditions: single-task, multi-task, and Caruana's shuffle test.
-CONDITIONS: dict[str, Condition] = {
-    "STL": lambda data, rng: drop_extra_tasks(data),
-    "MTL": lambda data, rng: data,
-    "shuffled": shuffle_extra_tasks,
-}
-
-
-def make_arms(
+def make_runs(
     problem,
     seeds: Sequence[int],
     conditions: Mapping[str, Condition] = CONDITIONS,
@@ -667,31 +134,29 @@ def make_arms(
     n_val: int = 100,
     n_test: int = 500,
     info: Mapping[str, object] | None = None,
-) -> list[Arm]:
-    """One arm per (seed, condition): every condition of a seed sees the same cases.
+) -> list[Run]:
+    """One run per (seed, condition): every condition of a seed sees the same cases.
 
     ``problem.sample(n, rng)`` draws the training, validation and test cases
     from ``np.random.default_rng(seed)`` in that order; each condition then
     turns the training data into its training signals (the shuffle uses
-    ``np.random.default_rng([seed, 7])``).
+    ``np.random.default_rng([seed, 7])``). Test targets are the noise-free truth.
     """
-    arms = []
+    runs = []
     for seed in seeds:
         train, val, test = _splits(problem, seed, n_train, n_val, n_test)
         for name, condition in conditions.items():
-            arms.append(
-                Arm(name, seed, condition(train, np.random.default_rng([seed, 7])), val, test, dict(info or {}))
-            )
-    return arms
+            runs.append(_run(name, seed, condition(train, np.random.default_rng([seed, 7])), val, test, info))
+    return runs
 
 
-def amplification_arms(
+def amplification_runs(
     seeds: Sequence[int],
     n_train: int = 200,
     n_val: int = 100,
     n_test: int = 500,
     info: Mapping[str, object] | None = None,
-) -> list[Arm]:
+) -> list[Run]:
     r"""Implicit data augmentation, on the main demo's inputs, main labels and noises.
 
     ``"MTL copies"``: the extra tasks are noisy copies :math:`F + \varepsilon_k`
@@ -700,17 +165,17 @@ def amplification_arms(
     five labels, whose noise variance is :math:`\sigma^2/5`: what perfect
     amplification could achieve.
     """
-    conditions = {"MTL copies": CONDITIONS["MTL"], "STL average": lambda data, rng: average_labels(data)}
-    return make_arms(CaruanaProblem(extra_slope=0.0), seeds, conditions, n_train, n_val, n_test, info)
+    conditions = {MTL_COPIES: CONDITIONS[MTL], STL_AVERAGE: lambda data, rng: average_labels(data)}
+    return make_runs(CaruanaProblem(extra_slope=0.0), seeds, conditions, n_train, n_val, n_test, info)
 
 
-def random_label_arms(
+def random_label_runs(
     seeds: Sequence[int],
     n_train: int = 200,
     n_val: int = 100,
     n_test: int = 500,
     info: Mapping[str, object] | None = None,
-) -> list[Arm]:
+) -> list[Run]:
     """Regularisation as a smaller capacity to fit noise: the main labels are replaced by pure noise.
 
     The main task's training and validation labels become independent
@@ -721,23 +186,66 @@ def random_label_arms(
     STL, MTL and shuffled extra tasks.
     """
 
-    def with_noise_labels(data: TaskData, seed: int, salt: int) -> TaskData:
-        noise = np.random.default_rng([seed, salt]).standard_normal(data.n)
-        return data.with_targets({**data.targets, data.main: noise})
+    def with_noise_labels(data: MultiTaskData, seed: int, salt: int) -> MultiTaskData:
+        noise = np.random.default_rng([seed, salt]).standard_normal(data.n)[:, None]
+        return data.with_targets({**data.targets, MAIN: noise})
 
-    arms = []
-    for arm in make_arms(CaruanaProblem(), seeds, CONDITIONS, n_train, n_val, n_test, info):
-        arms.append(
-            Arm(
-                arm.condition,
-                arm.seed,
-                with_noise_labels(arm.train, arm.seed, 3),
-                with_noise_labels(arm.val, arm.seed, 5),
-                arm.test,
-                arm.info,
-            )
+    return [
+        Run(
+            run.condition,
+            run.seed,
+            with_noise_labels(run.train, run.seed, 3),
+            with_noise_labels(run.val, run.seed, 5),
+            run.test,
+            run.info,
         )
-    return arms
+        for run in make_runs(CaruanaProblem(), seeds, CONDITIONS, n_train, n_val, n_test, info)
+    ]
+
+
+def train_runs(
+    runs: Sequence[Run],
+    hidden: Sequence[int] = (32, 32),
+    steps: int = 600,
+    lr: float = 3e-3,
+    eval_every: int = 10,
+    main: Task = REGRESSION,
+    device: torch.device | str | None = None,
+) -> ExperimentResult:
+    """Train one ``HardSharing.mlp(d, hidden, {"main": 1, "extra": K})`` replica per run, all at once.
+
+    Full-batch Adam for ``steps`` steps, measured every ``eval_every``
+    steps (one epoch of the engine); the best epoch is chosen on the main
+    task's validation loss (``main.loss``); the test metric is
+    ``main.metrics["auc"]`` for :data:`CLASSIFICATION`, else the loss. The
+    weighting is ``"equal"``: the main loss plus the sum of the extra tasks'
+    MSEs, as in Caruana's backprop nets, which sum the errors of all
+    outputs. The seed of a run sets its replica's initial weights, so runs
+    of one seed start from the same network.
+    """
+    if steps % eval_every:
+        raise ValueError(f"steps ({steps}) must be a multiple of eval_every ({eval_every})")
+    if not runs:
+        raise ValueError("train_runs needs at least one run, got none")
+    first = runs[0].train
+    outputs = {MAIN: 1, EXTRA: first.targets[EXTRA].shape[1]} if EXTRA in first.targets else {MAIN: 1}
+    tasks = [main] + ([Task(EXTRA, replica_column_mse_loss)] if EXTRA in outputs else [])
+
+    def build(runs: Sequence[Run]) -> ReplicatedMLP:
+        return ReplicatedMLP.mlp(first.x.shape[1], hidden, outputs, [run.seed for run in runs])
+
+    metric = "auc" if "auc" in main.metrics else None
+    return train_replicated(
+        runs,
+        build,
+        tasks,
+        epochs=steps // eval_every,
+        lr=lr,
+        steps_per_epoch=eval_every,
+        metric=metric,
+        select=[MAIN],
+        device=device,
+    )
 
 
 def caruana_experiment(
@@ -751,22 +259,22 @@ def caruana_experiment(
     amplification: bool = True,
     random_labels: bool = True,
     device: torch.device | str | None = None,
-) -> ArmsResult:
+) -> ExperimentResult:
     r"""The main demo and its controls, trained together (column ``experiment``).
 
     * ``experiment="main"``: STL, MTL and shuffled extra tasks on
       :class:`~mtl_course.data.caruana.CaruanaProblem` (MLP 10-32-32, one
       linear head per task, full-batch Adam, early stopping on the main
-      task's validation MSE), and with ``amplification`` the arms of
-      :func:`amplification_arms` (same inputs, main labels and noises);
-    * ``experiment="random labels"``: :func:`random_label_arms` when ``random_labels``.
+      task's validation MSE), and with ``amplification`` the runs of
+      :func:`amplification_runs` (same inputs, main labels and noises);
+    * ``experiment="random labels"``: :func:`random_label_runs` when ``random_labels``.
     """
-    arms = make_arms(CaruanaProblem(), seeds, CONDITIONS, n_train, n_val, n_test, {"experiment": "main"})
+    runs = make_runs(CaruanaProblem(), seeds, CONDITIONS, n_train, n_val, n_test, {"experiment": "main"})
     if amplification:
-        arms += amplification_arms(seeds, n_train, n_val, n_test, {"experiment": "main"})
+        runs += amplification_runs(seeds, n_train, n_val, n_test, {"experiment": "main"})
     if random_labels:
-        arms += random_label_arms(seeds, n_train, n_val, n_test, {"experiment": "random labels"})
-    return train_arms(arms, steps=steps, lr=lr, eval_every=eval_every, device=device)
+        runs += random_label_runs(seeds, n_train, n_val, n_test, {"experiment": "random labels"})
+    return train_runs(runs, steps=steps, lr=lr, eval_every=eval_every, device=device)
 
 
 def input_weight_mass(model: ReplicatedMLP) -> np.ndarray:
@@ -781,9 +289,9 @@ def input_weight_mass(model: ReplicatedMLP) -> np.ndarray:
 
 
 def input_weight_share(model: ReplicatedMLP, relevant: Sequence[int]) -> np.ndarray:
-    r"""Per replica, the share of first-layer weight mass on the ``relevant`` inputs: :math:`\sum_{i \in \text{rel}} m_i`.
+    r"""Per replica, the share of first-layer weight mass on the ``relevant`` inputs.
 
-    :math:`m_i` is :func:`input_weight_mass`. At initialisation the share is
+    :math:`\sum_{i \in \text{rel}} m_i`, where :math:`m_i` is :func:`input_weight_mass`. At initialisation the share is
     about ``len(relevant) / in_features``.
 
     >>> model = ReplicatedMLP.mlp(4, [3], {"main": 1}, seeds=[0])
@@ -793,6 +301,12 @@ def input_weight_share(model: ReplicatedMLP, relevant: Sequence[int]) -> np.ndar
     [0.333]
     """
     return input_weight_mass(model)[:, list(relevant)].sum(1)
+
+
+def _initial(result: ExperimentResult) -> ReplicatedMLP:
+    """The stack of ``result`` as it was before training (the same seeds)."""
+    stack = result.stack
+    return ReplicatedMLP.mlp(stack.in_features, stack.hidden, stack.out_features, [run.seed for run in result.runs])
 
 
 def attention_experiment(
@@ -805,7 +319,7 @@ def attention_experiment(
     eval_every: int = 10,
     problem: AttentionProblem | None = None,
     device: torch.device | str | None = None,
-) -> ArmsResult:
+) -> ExperimentResult:
     """Attention focusing on :class:`~mtl_course.data.caruana.AttentionProblem`: STL vs MTL vs shuffled.
 
     The summary gains the column ``relevant_share``: :func:`input_weight_share`
@@ -813,13 +327,15 @@ def attention_experiment(
     ``relevant_share_init`` at initialisation.
     """
     problem = AttentionProblem() if problem is None else problem
-    arms = make_arms(problem, seeds, CONDITIONS, n_train, n_val, n_test)
-    result = train_arms(arms, steps=steps, lr=lr, eval_every=eval_every, device=device)
-    initial = ReplicatedMLP.mlp(
-        problem.n_features, result.model.hidden, result.model.out_features, [a.seed for a in arms]
+    result = train_runs(
+        make_runs(problem, seeds, CONDITIONS, n_train, n_val, n_test),
+        steps=steps,
+        lr=lr,
+        eval_every=eval_every,
+        device=device,
     )
-    result.summary["relevant_share"] = input_weight_share(result.model, problem.relevant)
-    result.summary["relevant_share_init"] = input_weight_share(initial, problem.relevant)
+    result.summary["relevant_share"] = input_weight_share(result.stack, problem.relevant)
+    result.summary["relevant_share_init"] = input_weight_share(_initial(result), problem.relevant)
     return result
 
 
@@ -833,11 +349,25 @@ def eavesdropping_experiment(
     eval_every: int = 10,
     problem: HintProblem | None = None,
     device: torch.device | str | None = None,
-) -> ArmsResult:
+) -> ExperimentResult:
     """Eavesdropping on :class:`~mtl_course.data.caruana.HintProblem`: STL vs MTL with the hint vs shuffled hint."""
     problem = HintProblem() if problem is None else problem
-    arms = make_arms(problem, seeds, CONDITIONS, n_train, n_val, n_test)
-    return train_arms(arms, steps=steps, lr=lr, eval_every=eval_every, device=device)
+    runs = make_runs(problem, seeds, CONDITIONS, n_train, n_val, n_test)
+    return train_runs(runs, steps=steps, lr=lr, eval_every=eval_every, device=device)
+
+
+@torch.no_grad()
+def predict(result: ExperimentResult, split: Literal["train", "val", "test"] = "test") -> np.ndarray:
+    """The main-task output of every run on its own ``split`` cases, ``(R, n)`` (logits for classification)."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    stack = result.stack
+    x, _ = stack.stack([getattr(run, split) for run in result.runs], stack.trunk_weights[0].device)
+    was_training = stack.training
+    stack.eval()
+    out = stack(x)[MAIN][..., 0].float().cpu().numpy()
+    stack.train(was_training)
+    return out
 
 
 def linear_probe_error(
@@ -880,17 +410,18 @@ def representation_experiment(
     eval_every: int = 10,
     problem: EnvironmentProblem | None = None,
     device: torch.device | str | None = None,
-) -> tuple[ArmsResult, pd.DataFrame]:
+) -> tuple[ExperimentResult, pd.DataFrame]:
     r"""Representation bias in Baxter's environment: train on :math:`K` tasks, read out novel ones.
 
-    Every arm sees the same ``n_train`` cases of a seed; the arm with
-    :math:`K` tasks has the labels of the first :math:`K` training tasks of
+    Every run sees the same ``n_train`` cases of a seed; the run with
+    :math:`K` tasks (condition ``"K=k"``, column ``tasks``) has the labels of
+    the first :math:`K` training tasks of
     :class:`~mtl_course.data.caruana.EnvironmentProblem` (the others
     ``NaN``; :math:`K = 1` is STL). After training (every replica's
     early-stopped weights), ``n_novel`` new tasks of the same environment
     are each fitted with a ridge read-out (:func:`linear_probe_error`) on
     ``n_probe`` fresh labelled cases of the frozen shared layer and scored
-    on clean test targets. Returns the training result (``test_es`` is the
+    on clean test targets. Returns the training result (``test`` is the
     main task's early-stopped test MSE) and a table with the columns
     ``tasks``, ``seed``, ``novel_mse`` (mean over the novel tasks) and
     ``untrained_mse`` (the same read-out on the replica's initial, random
@@ -900,38 +431,43 @@ def representation_experiment(
     problem = EnvironmentProblem() if problem is None else problem
     if max(task_counts) > problem.n_tasks or min(task_counts) < 1:
         raise ValueError(f"task_counts {list(task_counts)} must lie in 1..{problem.n_tasks} (the problem's n_tasks)")
-    arms = []
+    runs = []
     for seed in seeds:
         train, val, test = _splits(problem, seed, n_train, n_val, n_test)
         for k in task_counts:
             kept = set(problem.task_names[:k])
             targets = {t: (y if t in kept else np.full_like(y, np.nan)) for t, y in train.targets.items()}
-            arms.append(Arm(f"K={k}", seed, train.with_targets(targets), val, test, {"tasks": k}))
-    result = train_arms(arms, steps=steps, lr=lr, eval_every=eval_every, device=device)
-    device_ = result.model.trunk_weights[0].device
-    initial = ReplicatedMLP.mlp(
-        problem.n_features, result.model.hidden, result.model.out_features, [a.seed for a in arms]
-    )
+            runs.append(_run(f"K={k}", seed, train.with_targets(targets), val, test, {"tasks": k}))
+    result = train_runs(runs, steps=steps, lr=lr, eval_every=eval_every, device=device)
+    return result, _novel_task_errors(result, problem, n_probe, n_novel, ridge)
+
+
+def _novel_task_errors(
+    result: ExperimentResult, problem: EnvironmentProblem, n_probe: int, n_novel: int, ridge: float
+) -> pd.DataFrame:
+    """Per run: the ridge read-out's test MSE on novel tasks from the trained and from the initial shared layer."""
+    device = result.stack.trunk_weights[0].device
     x_probe, y_probe, y_test = [], [], []
-    for arm in arms:
-        rng = np.random.default_rng([arm.seed, 11])
+    for run in result.runs:
+        rng = np.random.default_rng([run.seed, 11])
         xp = rng.uniform(-1.5, 1.5, size=(n_probe, problem.n_features))
-        coef = problem.novel_tasks(n_novel, arm.seed)
+        coef = problem.novel_tasks(n_novel, run.seed)
         x_probe.append(xp)
         y_probe.append(environment_features(xp) @ coef.T + problem.noise * rng.standard_normal((n_probe, n_novel)))
-        y_test.append(environment_features(arm.test.x) @ coef.T)
-    xs = _stack([np.concatenate([xp, arm.test.x]) for xp, arm in zip(x_probe, arms, strict=True)], device_)
+        y_test.append(environment_features(run.test.x) @ coef.T)
+    xs = np.stack([np.concatenate([xp, run.test.x]) for xp, run in zip(x_probe, result.runs, strict=True)])
+    xs = torch.as_tensor(xs, dtype=torch.float32, device=device)
     with torch.no_grad():
-        z_trained = result.model.encode(xs).cpu().numpy()
-        z_initial = initial.to(device_).encode(xs).cpu().numpy()
+        z_trained = result.stack.encode(xs).cpu().numpy()
+        z_initial = _initial(result).to(device).encode(xs).cpu().numpy()
     rows = []
-    for i, arm in enumerate(arms):
+    for i, run in enumerate(result.runs):
         errors = {
             label: linear_probe_error(z[i, :n_probe], y_probe[i], z[i, n_probe:], y_test[i], ridge)
             for label, z in (("novel_mse", z_trained), ("untrained_mse", z_initial))
         }
-        rows.append({"tasks": arm.info["tasks"], "seed": arm.seed, **errors})
-    return result, pd.DataFrame(rows)
+        rows.append({"tasks": run.info["tasks"], "seed": run.seed, **errors})
+    return pd.DataFrame(rows)
 
 
 def breast_cancer_experiment(
@@ -943,31 +479,44 @@ def breast_cancer_experiment(
     eval_every: int = 20,
     hidden: Sequence[int] = (32, 32),
     device: torch.device | str | None = None,
-) -> ArmsResult:
+) -> ExperimentResult:
     """The negative control: STL vs MTL vs shuffled on the Wisconsin breast cancer data (test AUC, higher is better).
 
     Per seed, ``n_train`` training and ``n_val`` validation cases are drawn
     at random, stratified by diagnosis; all other cases are the test set.
     Inputs: the 10 "mean" features; main task: malignant (binary
     cross-entropy); extra tasks: the 20 "error"/"worst" features (MSE),
-    used only in training. Early stopping on the validation cross-entropy.
+    used only in training. Early stopping on the validation cross-entropy;
+    ``test`` is the early-stopped test AUC.
     """
     data = load_breast_cancer_tasks()
-    malignant_share = float(np.mean(data.truth == 1.0))
-    arms = []
+    label = data.truth[MAIN][:, 0]
+    malignant_share = float(np.mean(label == 1.0))
+    runs = []
     for seed in seeds:
         rng = np.random.default_rng(seed)
         train_rows: list[int] = []
         val_rows: list[int] = []
-        for label, share in ((0.0, 1 - malignant_share), (1.0, malignant_share)):
-            rows = rng.permutation(np.flatnonzero(data.truth == label))
+        for value, share in ((0.0, 1 - malignant_share), (1.0, malignant_share)):
+            rows = rng.permutation(np.flatnonzero(label == value))
             k_train, k_val = round(n_train * share), round(n_val * share)
             train_rows += rows[:k_train].tolist()
             val_rows += rows[k_train : k_train + k_val].tolist()
         rest = np.setdiff1d(np.arange(data.n), np.array(train_rows + val_rows))
-        train, val, test = take(data, np.array(train_rows)), take(data, np.array(val_rows)), take(data, rest)
+        train, val, test = data.take(train_rows), data.take(val_rows), data.take(rest)
         for name, condition in CONDITIONS.items():
-            arms.append(Arm(name, seed, condition(train, np.random.default_rng([seed, 7])), val, test))
-    return train_arms(
-        arms, hidden=hidden, steps=steps, lr=lr, eval_every=eval_every, kind="classification", device=device
+            runs.append(_run(name, seed, condition(train, np.random.default_rng([seed, 7])), val, test, {}))
+    return train_runs(
+        runs, hidden=hidden, steps=steps, lr=lr, eval_every=eval_every, main=CLASSIFICATION, device=device
     )
+
+
+def first_step_below(curves: pd.DataFrame, column: str, threshold: float) -> pd.Series:
+    """Per run, the first recorded step at which ``column`` falls below ``threshold`` (``inf`` if it never does).
+
+    >>> c = pd.DataFrame({"run": [0, 0, 0, 1, 1, 1], "step": [10, 20, 30] * 2, "loss": [0.5, 0.05, 0.0, 0.9, 0.8, 0.7]})
+    >>> first_step_below(c, "loss", 0.1).tolist()
+    [20.0, inf]
+    """
+    below = curves[curves[column] < threshold].groupby("run")["step"].min()
+    return below.reindex(sorted(curves["run"].unique())).astype(float).fillna(math.inf)

@@ -24,15 +24,19 @@ so :math:`\partial \mathcal L / \partial \theta_r` is replica :math:`r`'s
 own gradient; no parameter is shared between replicas and Adam acts
 element-wise, so every replica follows the trajectory it would follow alone
 (``replica(r)`` returns it as the ordinary model; the tests train both and
-compare). The replica losses are the course's own losses of
-:mod:`mtl_course.losses`, mapped over the replicas with ``torch.func.vmap``
-(:func:`summed_over_replicas`).
+compare). The replica losses (:func:`replica_mse_loss`,
+:func:`replica_column_mse_loss`, :func:`replica_bce_loss`) return one value
+per replica, with the label convention of :mod:`mtl_course.losses`; the
+tests check them against a loop of the course's own losses over the replicas.
 
 Why hand-written? ``torch.func.stack_module_state`` + ``vmap(functional_call)``
 replicates *any* model in a few lines, and would be the better teaching
 code, but on the lectures' sizes it trained at 0.5--0.7 times the speed of
 these batched products on one CPU thread (``benchmarks/bench_replicate.py``),
-which would push lectures A2 and A3 past their present run times.
+which would push lectures A2 and A3 past their present run times. Mapping
+the course's losses over the replicas with ``vmap`` instead of
+:func:`replica_mean` costs about 0.6 ms per call on lecture A2's sizes,
+more than a quarter of a training step, for the same numbers.
 """
 
 from __future__ import annotations
@@ -42,10 +46,11 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.func import vmap
 
 from mtl_course.data.tasks import MultiTaskData
+from mtl_course.losses import expand_mask
 from mtl_course.models.base import MultiTaskModel, check_task_outputs
 from mtl_course.models.blocks import MLPTrunk
 from mtl_course.models.hard_sharing import HardSharing
@@ -55,56 +60,85 @@ from mtl_course.train import LossFn
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 
-# -- the replica losses: the course's losses, mapped over replicas --------------------------------
-def summed_over_replicas(loss: LossFn) -> LossFn:
-    r"""A loss of :mod:`mtl_course.losses` for replicated outputs: :math:`\sum_r \mathcal L(\hat y_r, y_r, m_r)`.
+# -- the replica losses ------------------------------------------------------------------------------
+def _labelled(target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The labelled items, as :mod:`mtl_course.losses` defines them: not ``NaN`` and not masked out."""
+    labelled = ~torch.isnan(target)
+    return labelled if mask is None else labelled & expand_mask(mask.bool(), target.shape)
 
-    ``pred`` and ``target`` are ``(R, n, ...)``, ``mask`` ``(R, n)`` or
-    ``None``. A replica without labels adds 0 (the course's losses return 0
-    for a task without labels).
 
-    >>> from mtl_course.losses import mse_loss
-    >>> pred, target = torch.zeros(2, 3, 1), torch.tensor([[1.0, 2.0, 3.0], [float("nan")] * 3]).unsqueeze(-1)
-    >>> summed_over_replicas(mse_loss)(pred, target)  # (1 + 4 + 9) / 3 + 0
-    tensor(4.6667)
+def replica_mean(values: torch.Tensor, labelled: torch.Tensor, columns: bool = False) -> torch.Tensor:
+    r"""Per replica (dim 0), the mean of ``values`` over its labelled items, ``(R,)``; 0 for a replica without labels.
+
+    With ``columns`` the last dimension holds :math:`K` tasks: each column is
+    averaged over its own labelled items and the :math:`K` means are summed.
     """
-
-    def summed(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return per_replica(loss, pred, target, mask).sum()
-
-    summed.__name__ = summed.__qualname__ = f"summed_over_replicas({getattr(loss, '__name__', 'loss')})"
-    return summed
+    dims = tuple(range(1, values.ndim - 1 if columns else values.ndim))
+    zeros = torch.zeros((), dtype=values.dtype, device=values.device)
+    means = torch.where(labelled, values, zeros).sum(dims) / labelled.sum(dims).clamp_min(1)
+    return means.sum(-1) if columns else means
 
 
-def per_replica(loss: LossFn, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None):
-    """``loss`` of every replica, ``(R,)``: ``vmap(loss)`` over the leading dimension."""
-    if mask is None:
-        return vmap(loss)(pred, target)
-    return vmap(loss)(pred, target, mask)
+def replica_mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Each replica's :func:`~mtl_course.losses.mse_loss`, ``(R,)``.
 
+    :math:`\frac{1}{n_r}\sum_i (\hat y_{ri} - y_{ri})^2` over the labelled items of replica :math:`r`.
 
-def per_column(loss: LossFn) -> LossFn:
-    r"""A loss for one head whose :math:`K` output columns are :math:`K` tasks.
+    ``pred`` and ``target`` are ``(R, n, ...)``, ``mask`` ``(R, n)``; ``NaN``
+    targets (or a false mask) are missing and contribute neither value nor
+    gradient, so a replica without labels scores 0. The engine trains on the
+    *sum* over replicas, which gives every replica the gradient of its own loss.
 
-    :math:`\sum_k \mathcal L(\hat y_{\cdot k}, y_{\cdot k})`, with the loss of column :math:`k` alone.
-
-    Equal to giving each of the :math:`K` tasks its own one-unit linear head
-    and summing their losses (a :math:`K`-output linear layer *is* :math:`K`
-    one-output layers side by side); each column averages over its own
-    labelled cases.
-
-    >>> from mtl_course.losses import mse_loss
-    >>> per_column(mse_loss)(torch.zeros(2, 2), torch.tensor([[1.0, 3.0], [float("nan"), 5.0]]))  # 1 + (9 + 25) / 2
-    tensor(18.)
+    >>> pred = torch.zeros(2, 3, 1)
+    >>> target = torch.tensor([[1.0, 2.0, 3.0], [float("nan")] * 3]).unsqueeze(-1)
+    >>> replica_mse_loss(pred, target)  # (1 + 4 + 9) / 3 and 0
+    tensor([4.6667, 0.0000])
     """
+    labelled = _labelled(target, mask)
+    safe = torch.where(labelled, target, pred.detach())
+    return replica_mean((pred - safe) ** 2, labelled)
 
-    def columns(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if mask is None:
-            return vmap(loss, in_dims=-1)(pred, target).sum()
-        return vmap(loss, in_dims=(-1, -1, None))(pred, target, mask).sum()
 
-    columns.__name__ = columns.__qualname__ = f"per_column({getattr(loss, '__name__', 'loss')})"
-    return columns
+def replica_column_mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    r"""For ``(R, n, K)`` outputs of :math:`K` regression tasks stored as one head: :math:`\sum_k \mathrm{MSE}_{rk}`.
+
+    Each column :math:`k` is one task; its mean squared error is averaged
+    over its labelled cases, then the columns are summed. This equals giving
+    each of the :math:`K` tasks its own linear head and summing their losses
+    (equal weighting), because a :math:`K`-output linear layer *is*
+    :math:`K` one-output linear layers side by side.
+
+    >>> pred = torch.zeros(1, 2, 2)
+    >>> target = torch.tensor([[[1.0, 3.0], [float("nan"), 5.0]]])
+    >>> replica_column_mse_loss(pred, target)  # 1 + (9 + 25) / 2
+    tensor([18.])
+    """
+    labelled = _labelled(target, mask)
+    safe = torch.where(labelled, target, pred.detach())
+    return replica_mean((pred - safe) ** 2, labelled, columns=True)
+
+
+def replica_bce_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Each replica's :func:`~mtl_course.losses.binary_cross_entropy` on logits, ``(R,)``; ``NaN`` targets are missing.
+
+    :math:`\frac{1}{n_r}\sum_i [\log(1 + e^{z_{ri}}) - y_{ri} z_{ri}]`.
+
+    >>> replica_bce_loss(torch.zeros(2, 4, 1), torch.ones(2, 4, 1))  # log 2 each
+    tensor([0.6931, 0.6931])
+    """
+    labelled = _labelled(target, mask)
+    safe = torch.where(labelled, target, torch.zeros_like(target))
+    return replica_mean(F.binary_cross_entropy_with_logits(logits, safe, reduction="none"), labelled)
+
+
+def summed(loss: LossFn) -> LossFn:
+    """A replica loss summed over the replicas: the training objective of a stack (see the module docstring)."""
+
+    def total(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return loss(pred, target, mask).sum()
+
+    total.__name__ = total.__qualname__ = f"summed({getattr(loss, '__name__', 'loss')})"
+    return total
 
 
 # -- stacking ------------------------------------------------------------------------------------
@@ -187,6 +221,10 @@ class ReplicatedModel(MultiTaskModel):
             raise ValueError(f"every replica needs the same number of cases, got {sorted(sizes)}")
         x = torch.stack([torch.as_tensor(d.x, dtype=torch.float32) for d in data]).to(device)
         tasks = [t for t in self.tasks if all(t in d.targets for d in data)]
+        for t in tasks:
+            shapes = {tuple(np.shape(d.targets[t])) for d in data}
+            if len(shapes) != 1:
+                raise ValueError(f"every replica needs targets of one shape for task {t!r}, got {sorted(shapes)}")
         return x, {t: torch.stack([_column(d.targets[t]) for d in data]).to(device) for t in tasks}
 
 

@@ -71,10 +71,11 @@ class _Curves:
 class SoftSharingExplorer(Explorer):
     """Log-λ slider (and relatedness buttons) → distance between the task columns and each task's error.
 
-    ``summary`` is :attr:`~mtl_course.experiments.sharing.SweepResult.summary`
-    (or the :class:`~mtl_course.experiments.sharing.SweepResult` itself) of
-    a sweep with single-task arms (``lam = 0``), at least two soft-sharing
-    strengths and, optionally, hard sharing, all at one training-set size.
+    ``summary`` is the ``summary`` of a
+    :func:`~mtl_course.experiments.sharing.sharing_sweep` (or its
+    :class:`~mtl_course.experiments.engine.ExperimentResult` itself), with
+    single-task runs (``lam = 0``), at least two soft-sharing strengths and,
+    optionally, hard sharing, all at one training-set size.
     ``metric`` is ``"val"`` (validation MSE, the default) or ``"test"``.
 
     >>> from mtl_course.experiments.sharing import sharing_sweep

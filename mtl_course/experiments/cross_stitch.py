@@ -30,7 +30,7 @@ seed share their data and, through the engine, their initial random state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -145,14 +145,14 @@ def train_runs(
 
 def _concatenated(results: Sequence[ExperimentResult]) -> ExperimentResult:
     """The results of several engine calls as one, the runs numbered on in order."""
-    summaries, curves, offset = [], [], 0
+    summaries, tables, offset = [], [], 0
     for result in results:
         summaries.append(result.summary.assign(run=result.summary["run"] + offset))
-        curves.append(result.curves.assign(run=result.curves["run"] + offset))
+        tables.append(result.curves.assign(run=result.curves["run"] + offset))
         offset += len(result.runs)
     return ExperimentResult(
         pd.concat(summaries, ignore_index=True),
-        pd.concat(curves, ignore_index=True),
+        pd.concat(tables, ignore_index=True),
         [model for result in results for model in result.models],
         [run for result in results for run in result.runs],
         [record for result in results for record in result.records],
@@ -165,7 +165,7 @@ def train_conditions(
     build: Callable[[Run], MultiTaskModel],
     *,
     epochs: int = 100,
-    curves: Collection[str] | None = None,
+    curves: bool | Callable[[Run], bool] = True,
     penalty: Mapping[str, float] | None = None,
     lr: float = 1e-2,
     mixing_lr_scale: float | None = None,
@@ -174,29 +174,26 @@ def train_conditions(
 ) -> ExperimentResult:
     """Every condition on every ``(rho, seed)`` of ``data`` (:func:`runs_on`), trained by :func:`train_runs`.
 
-    Every run takes ``epochs`` full-batch steps. ``curves`` names the
-    conditions that are measured and recorded after every step (default:
-    all); the others take their ``epochs`` steps as one engine epoch, so they
-    are measured and recorded only before and after training: the same final
-    numbers, without the per-step measurements. ``penalty[condition]``
-    weights the model's penalty (default 0). The engine takes one penalty
-    weight and one epoch length per call, so the conditions are trained in
-    groups of equal weight and ``curves`` choice, in the order the groups
-    first appear in ``conditions``; the result lists the runs group by group.
+    Every run takes ``epochs`` full-batch steps. The runs selected by
+    ``curves`` (``True``: all, ``False``: none, or a function of the run) are
+    measured and recorded after every step; the others take their ``epochs`` steps as one engine epoch,
+    so they are measured and recorded only before and after training: the
+    same final numbers, without the per-step measurements.
+    ``penalty[condition]`` weights the model's penalty (default 0). The
+    engine takes one penalty weight and one epoch length per call, so the
+    runs are trained in groups of equal weight and ``curves``, in the order
+    the groups first appear; the result lists the runs group by group.
     """
-    unknown = sorted(set(curves or ()) - set(conditions))
-    if unknown:
-        raise ValueError(f"curves names conditions {unknown} that are not among the conditions {list(conditions)}")
+    runs = runs_on(data, conditions)
 
-    def group(condition: str) -> tuple[float, bool]:
-        return (penalty or {}).get(condition, 0.0), curves is None or condition in curves
+    def group(run: Run) -> tuple[float, bool]:
+        return (penalty or {}).get(run.condition, 0.0), bool(curves(run) if callable(curves) else curves)
 
     results = []
-    for lam, every_step in dict.fromkeys(map(group, conditions)):
-        members = [c for c in conditions if group(c) == (lam, every_step)]
+    for lam, every_step in dict.fromkeys(map(group, runs)):
         results.append(
             train_runs(
-                runs_on(data, members),
+                [run for run in runs if group(run) == (lam, every_step)],
                 build,
                 epochs=epochs if every_step else 1,
                 steps_per_epoch=1 if every_step else epochs,
@@ -217,7 +214,7 @@ def run_cross_stitch(
     hidden: Sequence[int] = (32, 32),
     alpha_init: tuple[float, float] = (0.9, 0.1),
     epochs: int = 100,
-    curves: Collection[str] | None = None,
+    curves: bool | Callable[[Run], bool] = True,
     lr: float = 1e-2,
     mixing_lr_scale: float | None = 10.0,
     record: bool = True,
@@ -227,8 +224,8 @@ def run_cross_stitch(
 
     ``alpha_init`` is the cross-stitch :math:`(\alpha_S, \alpha_D)`;
     ``record`` stores the :math:`\alpha` (:func:`trace`), after every step
-    for the conditions in ``curves`` (default: all), before and after
-    training for the others.
+    for the runs selected by ``curves`` (as in :func:`train_conditions`),
+    before and after training for the others.
     """
 
     def build(run: Run) -> MultiTaskModel:

@@ -48,7 +48,7 @@ derived by hand.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -215,7 +215,7 @@ def run_ablation(
     *,
     hidden: Sequence[int] = (32, 32),
     epochs: int = 100,
-    curves: Collection[str] | None = None,
+    curves: bool | Callable[[Run], bool] = True,
     lr: float = 1e-2,
     mixing_lr_scale: float = 10.0,
     record: bool = True,
@@ -225,8 +225,9 @@ def run_ablation(
 
     The runs are those of :func:`~mtl_course.experiments.cross_stitch.train_conditions`,
     each with its arm's label as condition and its arm's penalty weight;
-    ``record`` stores :func:`sluice_snapshot`, after every step for the arms
-    in ``curves`` (default: all), before and after training for the others.
+    ``record`` stores :func:`sluice_snapshot`, after every step for the runs
+    selected by ``curves`` (as in ``train_conditions``), before and after
+    training for the others.
     """
     labels = [arm.label for arm in arms]
     if len(set(labels)) != len(labels):

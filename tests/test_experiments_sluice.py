@@ -1,4 +1,4 @@
-"""Tests of :mod:`mtl_course.experiments.sluice`: the NumPy reading of the official code and the ablation runner.
+"""Tests of :mod:`mtl_course.experiments.sluice`: the NumPy reading of the official code and the ablation.
 
 The official DyNet code reshapes in column-major order; every expectation
 below is derived by hand from that rule (an element ``(i, j)`` of an
@@ -13,11 +13,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_experiments_cross_stitch import starved_pair
 
-from mtl_course.data.related_tasks import make_related_regression
+from mtl_course.experiments.cross_stitch import find_run, trace
 from mtl_course.experiments.sluice import (
     ABLATION_ARMS,
-    Arm,
+    AblationArm,
     column_major_reshape,
     official_alpha_init,
     official_beta_init,
@@ -26,10 +27,10 @@ from mtl_course.experiments.sluice import (
     official_orthogonality,
     official_subspace_blocks,
     run_ablation,
+    sluice_snapshot,
     subspace_overlaps,
-    train_sluice,
 )
-from mtl_course.models import SluiceNetwork
+from mtl_course.models import SingleTask, SluiceNetwork
 from mtl_course.models.sluice import sluice_alpha_init
 
 RNG = np.random.default_rng(0)
@@ -115,50 +116,67 @@ def test_subspace_overlaps_are_the_roots_of_the_penalty_terms() -> None:
         subspace_overlaps(SluiceNetwork.mlp(5, [4, 4], {"a": 1, "b": 1}, num_subspaces=1))
 
 
-def test_train_sluice_records_and_the_penalty_shrinks_the_overlap() -> None:
-    train, test = make_related_regression(n_samples=(200, 50), n_test=100, seed=0)
-    runs = {}
-    for lam in (0.0, 1.0):
-        torch.manual_seed(0)
-        net = SluiceNetwork.mlp(20, [8, 8], {"A": 1, "B": 1})
-        runs[lam] = train_sluice(net, train, test, epochs=60, orthogonality=lam, device="cpu")
-    run = runs[1.0]
-    assert set(run.test_mse) == {"A", "B"} and all(math.isfinite(v) for v in run.test_mse.values())
-    assert run.alpha(0).shape == (61, 4, 4) and run.beta("B").shape == (61, 2) and run.overlap().shape == (61, 2, 2)
-    assert np.allclose(run.alpha(1)[0], sluice_alpha_init(2, 2).numpy())
-    assert (runs[1.0].overlap()[-1] < 0.2 * runs[1.0].overlap()[0]).all()
-    assert runs[1.0].overlap()[-1].max() < runs[0.0].overlap()[-1].min()
-
-
-def test_train_sluice_rejects_a_penalty_without_subspaces() -> None:
-    train, test = make_related_regression(n_samples=(20, 10), n_test=10, seed=0)
-    with pytest.raises(ValueError, match="orthogonality penalty"):
-        train_sluice(SluiceNetwork.mlp(20, [4], {"A": 1, "B": 1}, num_subspaces=1), train, test, orthogonality=0.1)
+def test_run_ablation_records_and_the_penalty_shrinks_the_overlap() -> None:
+    arms = [AblationArm(f"λ={lam}", "sluice", layer_stitch=True, orthogonality=lam) for lam in (0.0, 1.0)]
+    result = run_ablation({(0.5, 0): starved_pair(0, (200, 50))}, arms, hidden=[8, 8], epochs=60, device="cpu")
+    assert list(result.summary.condition) == ["λ=0.0", "λ=1.0"] and list(result.summary.run) == [0, 1]
+    assert np.isfinite(result.summary[["test_A", "test_B"]].to_numpy()).all()
+    overlap = {lam: trace(result, "overlap", condition=f"λ={lam}") for lam in (0.0, 1.0)}
+    assert overlap[1.0].shape == (61, 2, 2)
+    assert trace(result, "units.0.alpha", condition="λ=1.0").shape == (61, 4, 4)
+    assert trace(result, "betas.B", condition="λ=1.0").shape == (61, 2)
+    assert np.allclose(trace(result, "units.1.alpha", condition="λ=1.0")[0], sluice_alpha_init(2, 2).numpy())
+    assert (overlap[1.0][-1] < 0.2 * overlap[1.0][0]).all()
+    assert overlap[1.0][-1].max() < overlap[0.0][-1].min()
+    # the model of a run is the trained one: its overlap is the last one recorded
+    model = result.models[find_run(result, condition="λ=1.0")]
+    assert np.allclose(subspace_overlaps(model), overlap[1.0][-1])
 
 
 def test_run_ablation_returns_one_row_per_arm_and_seed() -> None:
-    result = run_ablation(
-        ABLATION_ARMS,
-        seeds=[0, 1],
-        hidden=[8, 8],
-        epochs=3,
-        record=False,
-        data={"n_samples": (100, 20), "n_test": 50},
-        device="cpu",
+    data = {(0.5, seed): starved_pair(seed, (100, 20), 50) for seed in (0, 1)}
+    result = run_ablation(data, ABLATION_ARMS, hidden=[8, 8], epochs=3, record=False, device="cpu")
+    assert len(result.summary) == len(result.models) == 2 * len(ABLATION_ARMS)
+    assert {"condition", "seed", "rho", "test_A", "test_B", "diverged"} <= set(result.summary)
+    labels = [a.label for a in ABLATION_ARMS]
+    # one engine call per penalty weight: the arms without the penalty first, seed by seed
+    assert list(result.summary.condition) == labels[:-1] * 2 + labels[-1:] * 2
+    assert list(result.summary.run) == list(range(len(result.summary)))
+    assert result.records == [[] for _ in result.models]
+
+
+def test_arms_without_curves_reach_the_same_final_numbers() -> None:
+    data = {(0.5, 0): starved_pair(0, (100, 20), 50)}
+    arms = [ABLATION_ARMS[0], ABLATION_ARMS[3]]
+    every_step = run_ablation(data, arms, hidden=[8, 8], epochs=6, device="cpu")
+    ends_only = run_ablation(
+        data, arms, hidden=[8, 8], epochs=6, curves=lambda run: run.condition == arms[0].label, device="cpu"
     )
-    assert len(result.scores) == 2 * len(ABLATION_ARMS)
-    assert {"arm", "label", "seed", "rho", "mse_A", "mse_B", "diverged"} <= set(result.scores)
-    assert list(result.summary().index) == [a.label for a in ABLATION_ARMS]
-    assert set(result.runs) == {(a.name, s) for a in ABLATION_ARMS for s in (0, 1)}
+    columns = ["condition", "test_A", "test_B", "best_step"]
+    assert every_step.summary[columns].equals(ends_only.summary[columns])
+    curve, ends = (trace(r, "units.1.alpha", condition=arms[1].label) for r in (every_step, ends_only))
+    assert curve.shape == (7, 4, 4) and ends.shape == (2, 4, 4)
+    assert np.array_equal(ends, curve[[0, -1]])
+
+
+def test_sluice_snapshot_adds_the_overlap_where_there_is_one() -> None:
+    net = SluiceNetwork.mlp(5, [4, 4], {"a": 1, "b": 1})
+    snapshot = sluice_snapshot(net)
+    assert np.array_equal(snapshot["overlap"], subspace_overlaps(net))
+    assert np.array_equal(snapshot["betas.a"], net.betas["a"].detach().numpy())
+    assert "overlap" not in sluice_snapshot(SluiceNetwork.mlp(5, [4, 4], {"a": 1, "b": 1}, num_subspaces=1))
+    assert sluice_snapshot(SingleTask.mlp(5, [4], {"a": 1, "b": 1})) == {}
 
 
 def test_arm_validation() -> None:
     with pytest.raises(ValueError, match="kind"):
-        Arm("x", "x", "soft")  # type: ignore[arg-type]
+        AblationArm("x", "soft")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_subspaces >= 2"):
-        Arm("x", "x", "sluice", num_subspaces=1, orthogonality=0.1)
+        AblationArm("x", "sluice", num_subspaces=1, orthogonality=0.1)
+    with pytest.raises(ValueError, match="needs a sluice network"):
+        AblationArm("x", "hard", orthogonality=0.1)
     with pytest.raises(ValueError, match="unique"):
-        run_ablation([ABLATION_ARMS[0], ABLATION_ARMS[0]], seeds=[0], epochs=1)
+        run_ablation({(0.5, 0): starved_pair(0)}, [ABLATION_ARMS[0], ABLATION_ARMS[0]], epochs=1)
 
 
 def test_effective_rank() -> None:
@@ -185,38 +203,19 @@ def test_cross_subspace_cosine_is_zero_for_orthogonal_ranges() -> None:
 
 
 def test_layer_contributions_match_a_direct_computation() -> None:
-    from mtl_course.experiments.sluice import layer_contributions, mixed_layer_outputs
+    from mtl_course.experiments.sluice import layer_contributions
 
     torch.manual_seed(0)
     net = SluiceNetwork.mlp(5, [4, 4], {"a": 1, "b": 1}, layer_stitch=True)
     with torch.no_grad():
         net.betas["a"].copy_(torch.tensor([2.0, -1.0]))
-    x = torch.randn(16, 5)
-    outputs = mixed_layer_outputs(net, x)
-    assert len(outputs) == 2 and outputs[0][0].shape == (16, 4)
-    # the head of task a sees sum_k beta_k h~_k
-    head_input = 2.0 * outputs[0][0] - 1.0 * outputs[1][0]
-    assert torch.allclose(net(x)["a"], net.heads["a"](head_input), atol=1e-6)
+        x = torch.randn(16, 5)
+        outputs = net.mixed_states(x)
+        assert len(outputs) == 2 and outputs[0][0].shape == (16, 4)
+        # the head of task a sees sum_k beta_k h~_k
+        head_input = 2.0 * outputs[0][0] - 1.0 * outputs[1][0]
+        assert torch.allclose(net(x)["a"], net.heads["a"](head_input), atol=1e-6)
     shares = layer_contributions(net, x)
     norms = np.array([2.0 * float(outputs[0][0].norm()), float(outputs[1][0].norm())])
     assert np.allclose(shares.loc["a"].to_numpy(), norms / norms.sum())
     assert np.allclose(shares.sum(axis=1), 1.0)
-
-
-def test_paired_differences() -> None:
-    result = run_ablation(
-        ABLATION_ARMS[:2],
-        seeds=[0, 1],
-        hidden=[4],
-        epochs=2,
-        record=False,
-        data={"n_samples": (50, 10), "n_test": 20},
-        device="cpu",
-    )
-    paired = result.paired_differences()
-    scores = result.scores.pivot(index="seed", columns="arm", values="mse_B")
-    assert list(paired.index) == ["STL", "hard sharing"]
-    assert paired.loc["STL", "mean"] == 0.0
-    assert math.isclose(paired.loc["hard sharing", "mean"], float((scores["hard"] - scores["stl"]).mean()))
-    with pytest.raises(KeyError, match="no arm"):
-        result.paired_differences(reference="ensemble")

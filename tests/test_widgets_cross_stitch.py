@@ -8,9 +8,10 @@ import time
 import matplotlib
 import numpy as np
 import pytest
-import torch
 
 matplotlib.use("Agg")
+
+from _toy_models import single_thread  # noqa: F401  (a slider move computes on 24 x 24 maps: one thread)
 
 from mtl_course.widgets.cross_stitch import (
     ENTRIES,
@@ -18,15 +19,6 @@ from mtl_course.widgets.cross_stitch import (
     demo_maps,
     describe_alpha,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """A slider move computes on 24 x 24 maps: one CPU thread avoids threading overhead."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ itself lives in :mod:`mtl_course.models.sluice`; this module holds what the
 lecture does with it.
 
 **The ablation.** :data:`ABLATION_ARMS` lists the models the lecture
-compares on the data-starved pair of :mod:`mtl_course.data.related_tasks`:
+compares on the data-starved pair of teacher tasks of lecture A4:
 single-task networks, hard sharing, a per-layer cross-stitch network (a
 sluice network with :math:`S = 1` and no :math:`\beta`), and a sluice network
 with two subspaces per layer, first with :math:`\alpha` only, then with the
@@ -20,11 +20,13 @@ penalty, i.e. the objective
     \mathcal L_c = \sum_{m}\sum_{k} \lVert G_{m,k,1}^\top G_{m,k,2} \rVert_F^2
 
 (:meth:`~mtl_course.models.SluiceNetwork.penalty`).
-:func:`train_sluice` trains one model full-batch with Adam through
-:func:`mtl_course.train.fit` (the :math:`\alpha` and :math:`\beta` in their
-own parameter group) and records :math:`\alpha`, :math:`\beta` and
-:math:`\lVert G_{m,k,1}^\top G_{m,k,2}\rVert_F` after every epoch;
-:func:`run_ablation` runs every arm for every seed and returns a DataFrame.
+:func:`run_ablation` trains every arm on every draw of the data with lecture
+A4's recipe (:func:`~mtl_course.experiments.cross_stitch.train_runs`: full
+batch, Adam, the :math:`\alpha` and :math:`\beta` at ``mixing_lr_scale``
+times the learning rate, ``lam * model.penalty()`` added to the loss) and
+records :func:`sluice_snapshot` after every epoch: :math:`\alpha`,
+:math:`\beta` and :math:`\lVert G_{m,k,1}^\top G_{m,k,2}\rVert_F`
+(read them back with :func:`~mtl_course.experiments.cross_stitch.trace`).
 To read a trained network: :func:`subspace_overlaps`,
 :func:`cross_subspace_cosine` and :func:`effective_rank` (what the penalty
 does to the subspaces) and :func:`layer_contributions` (what the
@@ -46,49 +48,51 @@ derived by hand.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
-from mtl_course.data.related_tasks import RelatedRegression, make_related_regression
+from mtl_course.experiments.cross_stitch import TeacherData, mixing_snapshot, train_conditions
+from mtl_course.experiments.engine import ExperimentResult, Run
+from mtl_course.experiments.labels import CROSS_STITCH, HARD, SLUICE, STL
 from mtl_course.models import HardSharing, SingleTask, SluiceNetwork
 from mtl_course.models.base import MultiTaskModel
 from mtl_course.models.sluice import stage_weight, subspace_orthogonality
-from mtl_course.train import Callback, Task, TrainState, evaluate, fit
 
-Kind = Literal["stl", "hard", "sluice"]
+ArmKind = Literal["stl", "hard", "sluice"]
 
 
 # -- the arms of the ablation ------------------------------------------------------------------
 @dataclass(frozen=True)
-class Arm:
-    """One model of the ablation.
+class AblationArm:
+    """One model of the ablation; ``label`` is its condition name in the result tables.
 
     ``kind`` is ``"stl"`` (:class:`~mtl_course.models.SingleTask`), ``"hard"``
     (:class:`~mtl_course.models.HardSharing`) or ``"sluice"``
     (:class:`~mtl_course.models.SluiceNetwork` with ``num_subspaces``
     subspaces, ``layer_stitch`` for :math:`\\beta`, and the penalty weight
-    ``orthogonality`` :math:`\\lambda`). ``label`` is for tables and figures.
+    ``orthogonality`` :math:`\\lambda`).
     """
 
-    name: str
     label: str
-    kind: Kind
+    kind: ArmKind
     num_subspaces: int = 2
     layer_stitch: bool = False
     orthogonality: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in ("stl", "hard", "sluice"):
-            raise ValueError(f"arm {self.name!r}: kind must be 'stl', 'hard' or 'sluice', got {self.kind!r}")
+            raise ValueError(f"arm {self.label!r}: kind must be 'stl', 'hard' or 'sluice', got {self.kind!r}")
         if self.orthogonality < 0 or not math.isfinite(self.orthogonality):
-            raise ValueError(f"arm {self.name!r}: the penalty weight must be >= 0, got {self.orthogonality}")
-        if self.kind == "sluice" and self.orthogonality > 0 and self.num_subspaces < 2:
-            raise ValueError(f"arm {self.name!r}: the orthogonality penalty needs num_subspaces >= 2")
+            raise ValueError(f"arm {self.label!r}: the penalty weight must be >= 0, got {self.orthogonality}")
+        if self.orthogonality > 0 and (self.kind != "sluice" or self.num_subspaces < 2):
+            raise ValueError(
+                f"arm {self.label!r}: the orthogonality penalty needs a sluice network, num_subspaces >= 2"
+            )
 
     def build(self, in_features: int, hidden: Sequence[int], tasks: Mapping[str, int]) -> MultiTaskModel:
         """A freshly initialised model of this arm (``.mlp`` factories)."""
@@ -104,13 +108,13 @@ class Arm:
 #: The penalty weight :math:`\lambda` of the last arm: the official README's example uses ``--constraint-weight 0.1``.
 DEFAULT_ORTHOGONALITY = 0.1
 
-ABLATION_ARMS: tuple[Arm, ...] = (
-    Arm("stl", "STL", "stl"),
-    Arm("hard", "hard sharing", "hard"),
-    Arm("cross_stitch", "cross-stitch (S=1)", "sluice", num_subspaces=1),
-    Arm("alpha", "sluice α", "sluice"),
-    Arm("alpha_beta", "sluice α+β", "sluice", layer_stitch=True),
-    Arm("alpha_beta_orth", "sluice α+β+⊥", "sluice", layer_stitch=True, orthogonality=DEFAULT_ORTHOGONALITY),
+ABLATION_ARMS: tuple[AblationArm, ...] = (
+    AblationArm(STL, "stl"),
+    AblationArm(HARD, "hard"),
+    AblationArm(f"{CROSS_STITCH} (S=1)", "sluice", num_subspaces=1),
+    AblationArm(f"{SLUICE} α", "sluice"),
+    AblationArm(f"{SLUICE} α+β", "sluice", layer_stitch=True),
+    AblationArm(f"{SLUICE} α+β+⊥", "sluice", layer_stitch=True, orthogonality=DEFAULT_ORTHOGONALITY),
 )
 
 
@@ -151,43 +155,26 @@ def cross_subspace_cosine(weight: torch.Tensor, num_subspaces: int = 2, samples:
     return float(((a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0))).abs().mean())
 
 
-def mixed_layer_outputs(model: SluiceNetwork, x: torch.Tensor) -> list[list[torch.Tensor]]:
-    r"""The mixed states :math:`\tilde h_{m,k}` of a forward pass on ``x``.
-
-    ``outputs[k][m]`` is layer ``k`` of task ``m`` (after the layer's sluice unit).
-    """
-    outputs: list[list[torch.Tensor]] = []
-    hooks = [
-        unit.register_forward_hook(lambda _m, _i, out: outputs.append([o.detach() for o in out]))
-        for unit in model.units
-    ]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return outputs
-
-
 def layer_contributions(model: SluiceNetwork, x: torch.Tensor) -> pd.DataFrame:
     r"""How much each layer contributes to each task's head input :math:`z_m = \sum_k \beta_{m,k}\tilde h_{m,k}`.
 
     Share of layer :math:`k`:
     :math:`\lVert\beta_{m,k}\tilde h_{m,k}\rVert / \sum_{k'}\lVert\beta_{m,k'}\tilde h_{m,k'}\rVert`
-    (Frobenius norms over the batch ``x``). Unlike the raw :math:`\beta`,
-    the shares account for the layers' different activation scales. Rows:
-    tasks, columns: ``layer 1`` ... ``layer K``.
+    (Frobenius norms over the batch ``x``; :math:`\tilde h` from
+    :meth:`~mtl_course.models.SluiceNetwork.mixed_states`). Unlike the raw
+    :math:`\beta`, the shares account for the layers' different activation
+    scales. Rows: tasks, columns: ``layer 1`` ... ``layer K``.
     """
     if not model.layer_stitch:
         raise ValueError("layer contributions need a sluice network with layer_stitch=True")
-    outputs = mixed_layer_outputs(model, x)
+    with torch.no_grad():
+        states = model.mixed_states(x)
     rows = {}
     for m, task in enumerate(model.tasks):
         beta = model.betas[task].detach()
-        norms = np.array([float((beta[k] * outputs[k][m]).norm()) for k in range(len(outputs))])
+        norms = np.array([float((beta[k] * layer[m]).norm()) for k, layer in enumerate(states)])
         rows[task] = norms / norms.sum()
-    return pd.DataFrame.from_dict(rows, orient="index", columns=[f"layer {k + 1}" for k in range(len(outputs))])
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[f"layer {k + 1}" for k in range(len(states))])
 
 
 def subspace_overlaps(model: SluiceNetwork) -> np.ndarray:
@@ -208,254 +195,60 @@ def subspace_overlaps(model: SluiceNetwork) -> np.ndarray:
         return np.array([[overlap(stage) for stage in model.columns[t].stages] for t in model.tasks])
 
 
-class SluiceRecorder(Callback):
-    """Record ``alpha`` (one array per unit), ``beta`` (per task) and :func:`subspace_overlaps` after every epoch.
+def sluice_snapshot(model: MultiTaskModel) -> dict[str, np.ndarray]:
+    """:func:`~mtl_course.experiments.cross_stitch.mixing_snapshot` plus ``"overlap"``, :func:`subspace_overlaps`.
 
-    Call :meth:`snapshot` once before training for epoch 0.
+    The overlap is recorded for sluice networks with at least two subspaces.
+
+    >>> sorted(sluice_snapshot(SluiceNetwork.mlp(3, [4, 4], {"a": 1, "b": 1})))
+    ['betas.a', 'betas.b', 'overlap', 'units.0.alpha', 'units.1.alpha']
     """
-
-    def __init__(self) -> None:
-        self.alphas: list[list[np.ndarray]] = []
-        self.betas: list[dict[str, np.ndarray]] = []
-        self.overlaps: list[np.ndarray] = []
-
-    def snapshot(self, model: MultiTaskModel) -> None:
-        if not isinstance(model, SluiceNetwork):
-            return
-        with torch.no_grad():
-            self.alphas.append([a.detach().cpu().numpy().copy() for a in model.cross_stitch_parameters()])
-            self.betas.append({t: b.detach().cpu().numpy().copy() for t, b in model.betas.items()})
-        if model.num_subspaces >= 2:
-            self.overlaps.append(subspace_overlaps(model))
-
-    def on_epoch_end(self, state: TrainState) -> None:
-        self.snapshot(state.model)
-
-
-@dataclass
-class SluiceRun:
-    """What :func:`train_sluice` returns.
-
-    ``test_mse`` per task (``NaN`` when training diverged); ``history`` is
-    :func:`~mtl_course.train.fit`'s DataFrame; ``alphas[e][u]`` the
-    :math:`\\alpha` of unit ``u`` after epoch ``e`` (epoch 0 = initialisation);
-    ``betas[e][task]``; ``overlaps[e]`` the ``(tasks, layers)`` array of
-    :func:`subspace_overlaps`. The recordings are empty for models without
-    them. ``model`` is the trained model.
-    """
-
-    test_mse: dict[str, float]
-    history: pd.DataFrame | None
-    model: MultiTaskModel
-    alphas: list[list[np.ndarray]] = field(default_factory=list)
-    betas: list[dict[str, np.ndarray]] = field(default_factory=list)
-    overlaps: list[np.ndarray] = field(default_factory=list)
-    diverged: bool = False
-
-    def alpha(self, unit: int) -> np.ndarray:
-        """The recorded :math:`\\alpha` of one unit over training, shape ``(epochs + 1, M*S, M*S)``."""
-        if not self.alphas:
-            raise ValueError("no alpha was recorded (not a sluice network, or record=False)")
-        return np.stack([epoch[unit] for epoch in self.alphas])
-
-    def beta(self, task: str) -> np.ndarray:
-        """The recorded :math:`\\beta` of one task over training, shape ``(epochs + 1, layers)``."""
-        if not self.betas or task not in self.betas[0]:
-            raise ValueError(f"no beta was recorded for task {task!r} (no layer stitching, or record=False)")
-        return np.stack([epoch[task] for epoch in self.betas])
-
-    def overlap(self) -> np.ndarray:
-        """The recorded overlaps over training, shape ``(epochs + 1, tasks, layers)``."""
-        if not self.overlaps:
-            raise ValueError("no overlaps were recorded (needs num_subspaces >= 2 and record=True)")
-        return np.stack(self.overlaps)
-
-
-def train_sluice(
-    model: MultiTaskModel,
-    train: RelatedRegression,
-    test: RelatedRegression,
-    *,
-    epochs: int = 100,
-    lr: float = 1e-2,
-    mix_lr_scale: float = 10.0,
-    orthogonality: float = 0.0,
-    record: bool = True,
-    device: torch.device | str | None = None,
-) -> SluiceRun:
-    """Train ``model`` full-batch with Adam through :func:`mtl_course.train.fit` and score it on ``test``.
-
-    One step per epoch on the whole training set, equal weighting of the task
-    losses (each averaged over its own labelled samples). For a sluice
-    network the :math:`\\alpha` and :math:`\\beta` get the learning rate
-    ``mix_lr_scale * lr`` in their own parameter group (as lecture A4 does
-    for cross-stitch units) and ``orthogonality`` > 0 adds
-    ``orthogonality * model.penalty()`` to every step's loss.
-    ``record`` stores :math:`\\alpha`, :math:`\\beta` and the subspace
-    overlaps after every epoch. A non-finite loss returns ``diverged=True``
-    and ``NaN`` errors instead of raising.
-    """
-    from mtl_course.device import get_device
-    from mtl_course.losses import mse_loss
-    from mtl_course.metrics import mse
-
-    device = get_device() if device is None else torch.device(device)
-    if list(model.tasks) != list(train.task_names):
-        raise KeyError(f"the model has tasks {model.tasks} but the data have {list(train.task_names)}")
-    sluice = isinstance(model, SluiceNetwork)
-    if orthogonality and not (sluice and model.num_subspaces >= 2):
-        raise ValueError("the orthogonality penalty needs a SluiceNetwork with num_subspaces >= 2")
-    if not (mix_lr_scale > 0 and math.isfinite(mix_lr_scale)):
-        raise ValueError(f"mix_lr_scale must be a positive number, got {mix_lr_scale}")
-    model.to(device)
-    optimizer = None
-    if sluice:
-        mixing = [*model.cross_stitch_parameters(), *model.layer_stitch_parameters()]
-        ids = {id(p) for p in mixing}
-        optimizer = torch.optim.Adam(
-            [
-                {"params": [p for p in model.parameters() if id(p) not in ids]},
-                {"params": mixing, "lr": mix_lr_scale * lr},
-            ],
-            lr=lr,
-        )
-    recorder = SluiceRecorder()
-    if record:
-        recorder.snapshot(model)
-    tasks = [Task(t, mse_loss, {"mse": mse}) for t in train.task_names]
-    try:
-        history = fit(
-            model,
-            tasks,
-            "equal",
-            [train.batch(device)],
-            epochs=epochs,
-            lr=lr,
-            optimizer=optimizer,
-            device=device,
-            penalty=orthogonality,
-            callbacks=[recorder] if record else [],
-            progress=False,
-        )
-    except FloatingPointError:
-        return SluiceRun(
-            dict.fromkeys(train.task_names, math.nan),
-            None,
-            model,
-            recorder.alphas,
-            recorder.betas,
-            recorder.overlaps,
-            diverged=True,
-        )
-    scores = evaluate(model, tasks, [test.batch(device)], device=device)
-    return SluiceRun(
-        {t: scores[f"{t}/val_mse"] for t in train.task_names},
-        history,
-        model,
-        recorder.alphas,
-        recorder.betas,
-        recorder.overlaps,
-    )
-
-
-@dataclass
-class SluiceAblation:
-    """What :func:`run_ablation` returns.
-
-    ``scores``: one row per arm and seed with the columns ``arm``, ``label``,
-    ``seed``, ``rho``, ``mse_<task>`` (test MSE) and ``diverged``; ``runs``:
-    the :class:`SluiceRun` of every ``(arm name, seed)``.
-    """
-
-    scores: pd.DataFrame
-    runs: dict[tuple[str, int], SluiceRun]
-
-    def paired_differences(self, reference: str = "stl", task: str | None = None) -> pd.DataFrame:
-        """Per arm: mean and sd over seeds of ``mse(arm) - mse(reference)`` on the same data (paired by seed).
-
-        ``task`` defaults to the last task (the data-starved one). Columns
-        ``mean``, ``sd``, ``n``; one row per arm label, in arm order.
-        """
-        columns = [c for c in self.scores if c.startswith("mse_")]
-        column = f"mse_{task}" if task is not None else columns[-1]
-        if column not in self.scores:
-            raise KeyError(f"no task {task!r}; the tasks are {[c[4:] for c in columns]}")
-        table = self.scores.pivot(index="seed", columns="arm", values=column)
-        if reference not in table:
-            raise KeyError(f"no arm {reference!r}; the arms are {list(table)}")
-        diff = table.sub(table[reference], axis=0)
-        labels = self.scores.drop_duplicates("arm").set_index("arm")["label"]
-        order = list(labels.index)
-        return pd.DataFrame({"mean": diff.mean()[order], "sd": diff.std()[order], "n": diff.count()[order]}).set_axis(
-            labels[order].to_list()
-        )
-
-    def summary(self, digits: int = 3) -> pd.DataFrame:
-        """Mean ± sd over seeds per arm (in arm order), as strings."""
-        columns = [c for c in self.scores if c.startswith("mse_")]
-        grouped = self.scores.groupby("label", sort=False)[columns]
-        mean, sd = grouped.mean(), grouped.std()
-        return pd.DataFrame(
-            {c: mean[c].map(f"{{:.{digits}f}}".format) + " ± " + sd[c].map(f"{{:.{digits}f}}".format) for c in columns}
-        )
+    snapshot = mixing_snapshot(model)
+    if isinstance(model, SluiceNetwork) and model.num_subspaces >= 2:
+        snapshot["overlap"] = subspace_overlaps(model)
+    return snapshot
 
 
 def run_ablation(
-    arms: Iterable[Arm] = ABLATION_ARMS,
-    seeds: Sequence[int] = (0, 1, 2),
+    data: TeacherData,
+    arms: Sequence[AblationArm] = ABLATION_ARMS,
     *,
-    rho: float = 0.5,
     hidden: Sequence[int] = (32, 32),
     epochs: int = 100,
+    curves: bool | Callable[[Run], bool] = True,
     lr: float = 1e-2,
-    mix_lr_scale: float = 10.0,
+    mixing_lr_scale: float = 10.0,
     record: bool = True,
-    data: Mapping[str, Any] | None = None,
     device: torch.device | str | None = None,
-) -> SluiceAblation:
-    """Train every arm on the data of every seed (:func:`~mtl_course.data.related_tasks.make_related_regression`).
+) -> ExperimentResult:
+    """Train every arm on every ``(rho, seed)`` of ``data`` with lecture A4's recipe.
 
-    ``rho`` and ``data`` (further keyword arguments of the generator, e.g.
-    ``n_samples``) set the tasks; the data of one seed are shared by all
-    arms, and the model of arm and seed is initialised with
-    :func:`~mtl_course.device.seed_everything` ``(seed)``.
+    The runs are those of :func:`~mtl_course.experiments.cross_stitch.train_conditions`,
+    each with its arm's label as condition and its arm's penalty weight;
+    ``record`` stores :func:`sluice_snapshot`, after every step for the runs
+    selected by ``curves`` (as in ``train_conditions``), before and after
+    training for the others.
     """
-    from mtl_course.device import seed_everything
+    labels = [arm.label for arm in arms]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"arm labels must be unique, got {labels}")
+    by_label = {arm.label: arm for arm in arms}
 
-    arms = list(arms)
-    names = [a.name for a in arms]
-    if len(set(names)) != len(names):
-        raise ValueError(f"arm names must be unique, got {names}")
-    rows, runs = [], {}
-    for seed in seeds:
-        train, test = make_related_regression(rho=rho, seed=seed, **dict(data or {}))
-        task_dims = dict.fromkeys(train.task_names, 1)
-        for arm in arms:
-            seed_everything(seed)
-            model = arm.build(train.X.shape[1], hidden, task_dims)
-            run = train_sluice(
-                model,
-                train,
-                test,
-                epochs=epochs,
-                lr=lr,
-                mix_lr_scale=mix_lr_scale,
-                orthogonality=arm.orthogonality,
-                record=record,
-                device=device,
-            )
-            runs[arm.name, seed] = run
-            rows.append(
-                {
-                    "arm": arm.name,
-                    "label": arm.label,
-                    "seed": seed,
-                    "rho": rho,
-                    **{f"mse_{t}": v for t, v in run.test_mse.items()},
-                    "diverged": run.diverged,
-                }
-            )
-    return SluiceAblation(pd.DataFrame(rows), runs)
+    def build(run: Run) -> MultiTaskModel:
+        return by_label[run.condition].build(run.train.x.shape[1], hidden, dict.fromkeys(run.train.tasks, 1))
+
+    return train_conditions(
+        data,
+        labels,
+        build,
+        epochs=epochs,
+        curves=curves,
+        penalty={arm.label: arm.orthogonality for arm in arms},
+        lr=lr,
+        mixing_lr_scale=mixing_lr_scale,
+        record=sluice_snapshot if record else None,
+        device=device,
+    )
 
 
 # -- the official DyNet code, replayed in NumPy ---------------------------------------------------

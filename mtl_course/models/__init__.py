@@ -2,6 +2,8 @@
 
 * :class:`SingleTask` -- one independent network per task (the baseline).
 * :class:`HardSharing` -- one shared trunk, one head per task.
+* :class:`ColumnNetwork` / :class:`MixedColumnNetwork` -- the skeleton of the next three: one column and one
+  head per task (mixed by a unit after every stage).
 * :class:`SoftSharing` -- one column per task, a penalty pulls them together.
 * :class:`CrossStitchNetwork` -- columns mixed by cross-stitch units (Misra et al., CVPR 2016).
 * :class:`SluiceNetwork` -- columns mixed subspace-wise, with layer stitching (Ruder et al., AAAI 2019).
@@ -27,6 +29,7 @@ from mtl_course.models.blocks import (
     UNetDecoder,
     UNetEncoder,
 )
+from mtl_course.models.columns import ColumnNetwork, MixedColumnNetwork
 from mtl_course.models.cross_stitch import (
     CrossStitchFunction,
     CrossStitchNetwork,
@@ -41,6 +44,7 @@ from mtl_course.models.soft_sharing import SoftSharing, squared_l2_penalty, trac
 
 __all__ = [
     "CNNTrunk",
+    "ColumnNetwork",
     "CrossStitchFunction",
     "CrossStitchNetwork",
     "CrossStitchUnit",
@@ -48,6 +52,7 @@ __all__ = [
     "HardSharing",
     "LinearHead",
     "MLPTrunk",
+    "MixedColumnNetwork",
     "MultiTaskModel",
     "SingleTask",
     "SluiceNetwork",

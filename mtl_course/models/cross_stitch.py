@@ -44,25 +44,21 @@ three tasks); pass ``alpha_init=(0.9, 0.1 / (T - 1))`` for rows that sum to 1.
 Learning rate of the :math:`\alpha`: the paper multiplies it by
 :math:`10^2`--:math:`10^3` (Caffe ``lr_mult``, Table 2) because the
 :math:`\alpha` start one to two orders of magnitude larger than the network
-weights. Give :meth:`CrossStitchNetwork.mixing_parameters` their own
-optimizer parameter group; with Adam a factor of about 10 is a reasonable
+weights. :meth:`~mtl_course.models.base.MultiTaskModel.parameter_groups`
+(``mixing_lr_scale``) gives :meth:`CrossStitchNetwork.mixing_parameters`
+their own learning rate; with Adam a factor of about 10 is a reasonable
 analogue.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from mtl_course.models.base import (
-    MultiTaskModel,
-    check_same_tasks,
-    check_task_outputs,
-    last_layer_parameters,
-)
-from mtl_course.models.blocks import CNNTrunk, LinearHead, MLPTrunk, StagedEncoder
+from mtl_course.models.blocks import StagedEncoder
+from mtl_course.models.columns import MixedColumnNetwork
 
 
 def cross_stitch_init(
@@ -273,47 +269,29 @@ class CrossStitchUnit(nn.Module):
         )
 
 
-def check_matching_columns(columns: Mapping[str, StagedEncoder]) -> list[int]:
-    """Raise a ``ValueError`` unless all columns are staged encoders with the same stage widths."""
-    widths = {}
-    for task, column in columns.items():
-        if not isinstance(column, StagedEncoder):
-            raise TypeError(f"column {task!r} must be a StagedEncoder (a list of stages), got {type(column).__name__}")
-        widths[task] = column.out_channels
-    first_task, first = next(iter(widths.items()))
-    for task, w in widths.items():
-        if w != first:
-            raise ValueError(
-                f"all columns must have the same stages; column {first_task!r} has stage widths "
-                f"{first}, column {task!r} has {w}"
-            )
-    return first
-
-
-class CrossStitchNetwork(MultiTaskModel):
+class CrossStitchNetwork(MixedColumnNetwork):
     """One column per task with a :class:`CrossStitchUnit` after every stage, then one head per task.
 
     Misra et al., CVPR 2016, arXiv 1604.03539. ``columns`` are
     :class:`~mtl_course.models.blocks.StagedEncoder` s with identical stage
-    widths; ``heads`` map each column's last stage to the task's output.
-
-    In the sense of the model contract the columns are *shared*: after the
-    first unit every task's output depends on every column. So
-    :meth:`shared_parameters` are the columns and the ``alpha``;
-    :meth:`task_parameters` are the heads. :meth:`column_parameters` gives
-    one column, :meth:`mixing_parameters` the ``alpha`` for their own
-    optimizer parameter group:
+    widths; ``heads`` map each column's last mixed state to the task's
+    output. The columns, the stage loop, the factories ``.mlp`` / ``.cnn``
+    (whose keyword options ``per_channel`` and ``alpha_init`` come here) and
+    the parameter split come from
+    :class:`~mtl_course.models.columns.MixedColumnNetwork`: the columns and
+    the ``alpha`` are shared, the heads task-specific, and
+    :meth:`mixing_parameters` are the ``alpha``, which
+    :meth:`~mtl_course.models.base.MultiTaskModel.parameter_groups` gives
+    their own learning rate:
 
     >>> net = CrossStitchNetwork.mlp(in_features=20, hidden=[32, 32], tasks={"a": 1, "b": 1})
-    >>> alpha = list(net.mixing_parameters())
-    >>> ids = {id(p) for p in alpha}
-    >>> optimizer = torch.optim.Adam([
-    ...     {"params": [p for p in net.parameters() if id(p) not in ids]},
-    ...     {"params": alpha, "lr": 10 * 1e-3},
-    ... ], lr=1e-3)
+    >>> [(len(group["params"]), group["lr"]) for group in net.parameter_groups(lr=1e-3, mixing_lr_scale=10)]
+    [(12, 0.001), (2, 0.01)]
     >>> {task: tuple(y.shape) for task, y in net(torch.zeros(8, 20)).items()}
     {'a': (8, 1), 'b': (8, 1)}
     """
+
+    architecture = "a cross-stitch network"
 
     def __init__(
         self,
@@ -322,83 +300,14 @@ class CrossStitchNetwork(MultiTaskModel):
         per_channel: bool = True,
         alpha_init: tuple[float, float] = (0.9, 0.1),
     ) -> None:
-        super().__init__(list(columns))
-        check_same_tasks("heads", heads, self.tasks)
-        if len(self.tasks) < 2:
-            raise ValueError(f"a cross-stitch network needs at least 2 tasks, got {self.tasks}")
-        widths = check_matching_columns(columns)
-        self.columns = nn.ModuleDict(columns)
-        self.heads = nn.ModuleDict({task: heads[task] for task in self.tasks})
-        self.units = nn.ModuleList(
-            CrossStitchUnit(len(self.tasks), width, per_channel=per_channel, alpha_init=alpha_init) for width in widths
-        )
+        def unit(num_tasks: int, width: int) -> CrossStitchUnit:
+            return CrossStitchUnit(num_tasks, width, per_channel=per_channel, alpha_init=alpha_init)
 
-    @classmethod
-    def mlp(
-        cls,
-        in_features: int,
-        hidden: Sequence[int],
-        tasks: Mapping[str, int],
-        per_channel: bool = True,
-        alpha_init: tuple[float, float] = (0.9, 0.1),
-    ) -> CrossStitchNetwork:
-        """Columns are :class:`MLPTrunk` s, heads :class:`LinearHead` s; ``tasks`` maps name -> output size."""
-        tasks = check_task_outputs(tasks)
-        return cls(
-            {t: MLPTrunk(in_features, hidden) for t in tasks},
-            {t: LinearHead(hidden[-1], dim) for t, dim in tasks.items()},
-            per_channel=per_channel,
-            alpha_init=alpha_init,
-        )
-
-    @classmethod
-    def cnn(
-        cls,
-        in_channels: int,
-        channels: Sequence[int],
-        tasks: Mapping[str, int],
-        per_channel: bool = True,
-        alpha_init: tuple[float, float] = (0.9, 0.1),
-    ) -> CrossStitchNetwork:
-        """Columns are :class:`CNNTrunk` s, heads pool globally and apply a :class:`LinearHead`."""
-        tasks = check_task_outputs(tasks)
-        return cls(
-            {t: CNNTrunk(in_channels, channels) for t in tasks},
-            {t: LinearHead(channels[-1], dim) for t, dim in tasks.items()},
-            per_channel=per_channel,
-            alpha_init=alpha_init,
-        )
+        super().__init__(columns, heads, unit)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        for task in self.tasks:
-            self.columns[task].check_input(x)
-        hs = [x] * len(self.tasks)
-        for k, unit in enumerate(self.units):
-            hs = [self.columns[task].stages[k](h) for task, h in zip(self.tasks, hs, strict=True)]
-            hs = unit(hs)
-        return {task: self.heads[task](h) for task, h in zip(self.tasks, hs, strict=True)}
-
-    def shared_parameters(self) -> Iterator[nn.Parameter]:
-        yield from self.columns.parameters()
-        yield from self.units.parameters()
-
-    def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
-        self.check_task(task)
-        yield from self.heads[task].parameters()
-
-    def column_parameters(self, task: str) -> Iterator[nn.Parameter]:
-        """The parameters of ``task``'s column (not its head)."""
-        self.check_task(task)
-        yield from self.columns[task].parameters()
-
-    def mixing_parameters(self) -> Iterator[nn.Parameter]:
-        """The ``alpha`` of every unit (see :meth:`MultiTaskModel.parameter_groups` for their own learning rate)."""
-        for unit in self.units:
-            yield unit.alpha
-
-    def last_shared_layer(self) -> list[nn.Parameter]:
-        """The last layer of every column; each feeds every task through the last unit."""
-        return [p for task in self.tasks for p in last_layer_parameters(self.columns[task])]
+        last = self.mixed_states(x)[-1]
+        return {task: self.heads[task](h) for task, h in zip(self.tasks, last, strict=True)}
 
     def extra_repr(self) -> str:
         per_channel = self.units[0].per_channel

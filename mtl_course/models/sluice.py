@@ -73,14 +73,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from mtl_course.models.base import (
-    MultiTaskModel,
-    check_same_tasks,
-    check_task_outputs,
-    last_layer_parameters,
-)
-from mtl_course.models.blocks import LinearHead, MLPTrunk, StagedEncoder
-from mtl_course.models.cross_stitch import check_matching_columns, cross_stitch
+from mtl_course.models.blocks import StagedEncoder
+from mtl_course.models.columns import MixedColumnNetwork
+from mtl_course.models.cross_stitch import cross_stitch
 
 Init = Literal["balanced", "imbalanced"]
 INITS: tuple[str, ...] = ("balanced", "imbalanced")
@@ -204,7 +199,7 @@ class SluiceUnit(nn.Module):
         return f"num_tasks={self.num_tasks}, num_subspaces={self.num_subspaces}, num_channels={self.num_channels}"
 
 
-class SluiceNetwork(MultiTaskModel):
+class SluiceNetwork(MixedColumnNetwork):
     """Columns with a :class:`SluiceUnit` after every stage, β layer stitching and one head per task.
 
     Ruder, Bingel, Augenstein & Søgaard, arXiv 1705.08142 (AAAI 2019). See
@@ -213,7 +208,10 @@ class SluiceNetwork(MultiTaskModel):
     layer), for the α / α+β / α+β+orthogonality ablation. The training loop
     adds ``lam * model.penalty()`` to the loss.
 
-    As for cross-stitch networks, the columns and the α are shared in the
+    The columns, the stage loop :meth:`mixed_states`, the factories
+    ``.mlp`` / ``.cnn`` (whose keyword options come here) and the parameter
+    split come from :class:`~mtl_course.models.columns.MixedColumnNetwork`:
+    as for cross-stitch networks, the columns and the α are shared in the
     sense of the model contract; ``task_parameters(t)`` are head ``t`` and
     its β.
 
@@ -224,6 +222,8 @@ class SluiceNetwork(MultiTaskModel):
     [(4, 4), (4, 4)]
     """
 
+    architecture = "a sluice network"
+
     def __init__(
         self,
         columns: Mapping[str, StagedEncoder],
@@ -233,11 +233,11 @@ class SluiceNetwork(MultiTaskModel):
         beta_init: Init = "balanced",
         layer_stitch: bool = True,
     ) -> None:
-        super().__init__(list(columns))
-        check_same_tasks("heads", heads, self.tasks)
-        if len(self.tasks) < 2:
-            raise ValueError(f"a sluice network needs at least 2 tasks, got {self.tasks}")
-        widths = check_matching_columns(columns)
+        def unit(num_tasks: int, width: int) -> SluiceUnit:
+            return SluiceUnit(num_tasks, num_subspaces, width, alpha_init)
+
+        super().__init__(columns, heads, unit)
+        widths = self.stage_widths
         if layer_stitch and len(set(widths)) > 1:
             raise ValueError(
                 f"layer stitching (beta) sums the outputs of all layers, so they need one width; got {widths}. "
@@ -245,58 +245,25 @@ class SluiceNetwork(MultiTaskModel):
             )
         self.num_subspaces = num_subspaces
         self.layer_stitch = layer_stitch
-        self.columns = nn.ModuleDict(columns)
-        self.heads = nn.ModuleDict({task: heads[task] for task in self.tasks})
-        self.units = nn.ModuleList(SluiceUnit(len(self.tasks), num_subspaces, width, alpha_init) for width in widths)
         self.betas = nn.ParameterDict(
             {task: nn.Parameter(layer_stitch_init(len(widths), beta_init)) for task in self.tasks}
             if layer_stitch
             else {}
         )
 
-    @classmethod
-    def mlp(
-        cls,
-        in_features: int,
-        hidden: Sequence[int],
-        tasks: Mapping[str, int],
-        num_subspaces: int = 2,
-        alpha_init: Init = "imbalanced",
-        beta_init: Init = "balanced",
-        layer_stitch: bool = True,
-    ) -> SluiceNetwork:
-        """:class:`MLPTrunk` columns and :class:`LinearHead` heads (``tasks``: name -> output size)."""
-        tasks = check_task_outputs(tasks)
-        return cls(
-            {t: MLPTrunk(in_features, hidden) for t in tasks},
-            {t: LinearHead(hidden[-1], d) for t, d in tasks.items()},
-            num_subspaces=num_subspaces,
-            alpha_init=alpha_init,
-            beta_init=beta_init,
-            layer_stitch=layer_stitch,
-        )
-
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        for task in self.tasks:
-            self.columns[task].check_input(x)
-        hs = [x] * len(self.tasks)
-        layer_outputs = []
-        for k, unit in enumerate(self.units):
-            hs = unit([self.columns[task].stages[k](h) for task, h in zip(self.tasks, hs, strict=True)])
-            layer_outputs.append(hs)
-        if self.layer_stitch and len({h[0].shape for h in layer_outputs}) > 1:
+        layers = self.mixed_states(x)
+        if not self.layer_stitch:
+            return {task: self.heads[task](h) for task, h in zip(self.tasks, layers[-1], strict=True)}
+        if len({layer[0].shape for layer in layers}) > 1:
             raise ValueError(
                 "layer stitching (beta) sums the outputs of all layers, so they need one shape; got "
-                f"{[tuple(h[0].shape) for h in layer_outputs]} (e.g. use CNNTrunk(..., pool=False))"
+                f"{[tuple(layer[0].shape) for layer in layers]} (e.g. use CNNTrunk(..., pool=False))"
             )
         outputs = {}
         for m, task in enumerate(self.tasks):
-            if self.layer_stitch:
-                beta = self.betas[task]
-                z = sum(beta[k] * layer[m] for k, layer in enumerate(layer_outputs))
-            else:
-                z = hs[m]
-            outputs[task] = self.heads[task](z)
+            beta = self.betas[task]
+            outputs[task] = self.heads[task](sum(beta[k] * layer[m] for k, layer in enumerate(layers)))
         return outputs
 
     def penalty(self) -> torch.Tensor:
@@ -308,9 +275,8 @@ class SluiceNetwork(MultiTaskModel):
         )
 
     def cross_stitch_parameters(self) -> Iterator[nn.Parameter]:
-        """The α of every unit, for their own optimizer parameter group."""
-        for unit in self.units:
-            yield unit.alpha
+        """The α of every unit."""
+        return super().mixing_parameters()
 
     def layer_stitch_parameters(self) -> Iterator[nn.Parameter]:
         """The β of every task (empty with ``layer_stitch=False``)."""
@@ -321,19 +287,10 @@ class SluiceNetwork(MultiTaskModel):
         yield from self.cross_stitch_parameters()
         yield from self.layer_stitch_parameters()
 
-    def shared_parameters(self) -> Iterator[nn.Parameter]:
-        yield from self.columns.parameters()
-        yield from self.units.parameters()
-
     def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
-        self.check_task(task)
-        yield from self.heads[task].parameters()
+        yield from super().task_parameters(task)
         if self.layer_stitch:
             yield self.betas[task]
-
-    def last_shared_layer(self) -> list[nn.Parameter]:
-        """The last layer of every column; each feeds every task through the last unit."""
-        return [p for task in self.tasks for p in last_layer_parameters(self.columns[task])]
 
     def extra_repr(self) -> str:
         beta = " + beta.<task>" if self.layer_stitch else ""

@@ -45,14 +45,13 @@ the columns and pass ``nn.Identity()`` heads.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 import torch
 from torch import nn
 
-from mtl_course.models.base import MultiTaskModel, check_same_tasks, check_task_outputs
-from mtl_course.models.blocks import CNNTrunk, LinearHead, MLPTrunk
+from mtl_course.models.columns import ColumnNetwork
 
 SoftSharingPenalty = Literal["l2", "trace"]
 PENALTIES: tuple[str, ...] = ("l2", "trace")
@@ -119,14 +118,15 @@ def trace_norm_penalty(columns: Mapping[str, nn.Module]) -> torch.Tensor:
     return total
 
 
-class SoftSharing(MultiTaskModel):
+class SoftSharing(ColumnNetwork):
     """One column and one head per task, ``{t: heads[t](columns[t](x))}``, plus the penalty :meth:`penalty`.
 
     ``penalty`` is ``"l2"`` (Duong et al., ACL 2015) or ``"trace"`` (Yang &
     Hospedales, ICLR 2017 workshop, arXiv 1606.04038); see the module
     docstring for the exact definitions. Nothing is shared in the forward
     pass, so :meth:`shared_parameters` is empty and
-    ``task_parameters(t)`` is column ``t`` and head ``t``.
+    ``task_parameters(t)`` is column ``t`` and head ``t``. The columns,
+    heads and factories come from :class:`~mtl_course.models.columns.ColumnNetwork`.
 
     >>> _ = torch.manual_seed(0)
     >>> model = SoftSharing.mlp(in_features=20, hidden=[32, 32], tasks={"a": 1, "b": 1})
@@ -137,46 +137,19 @@ class SoftSharing(MultiTaskModel):
     0.0
     """
 
+    architecture = "soft sharing"
+
     def __init__(
         self,
         columns: Mapping[str, nn.Module],
         heads: Mapping[str, nn.Module],
         penalty: SoftSharingPenalty = "l2",
     ) -> None:
-        super().__init__(list(columns))
-        check_same_tasks("heads", heads, self.tasks)
-        if len(self.tasks) < 2:
-            raise ValueError(f"soft sharing needs at least 2 tasks, got {self.tasks}")
+        super().__init__(columns, heads)
         if penalty not in PENALTIES:
             raise ValueError(f"unknown soft-sharing penalty {penalty!r}; choose one of {list(PENALTIES)}")
-        stacked_parameters(columns)  # raises when the columns differ
-        self.columns = nn.ModuleDict(columns)
-        self.heads = nn.ModuleDict({task: heads[task] for task in self.tasks})
+        stacked_parameters(self.columns)  # raises when the columns differ
         self.penalty_kind = penalty
-
-    @classmethod
-    def mlp(
-        cls, in_features: int, hidden: Sequence[int], tasks: Mapping[str, int], penalty: SoftSharingPenalty = "l2"
-    ) -> SoftSharing:
-        """:class:`MLPTrunk` columns and :class:`LinearHead` heads (``tasks``: name -> output size)."""
-        tasks = check_task_outputs(tasks)
-        return cls(
-            {t: MLPTrunk(in_features, hidden) for t in tasks},
-            {t: LinearHead(hidden[-1], d) for t, d in tasks.items()},
-            penalty=penalty,
-        )
-
-    @classmethod
-    def cnn(
-        cls, in_channels: int, channels: Sequence[int], tasks: Mapping[str, int], penalty: SoftSharingPenalty = "l2"
-    ) -> SoftSharing:
-        """:class:`CNNTrunk` columns and globally pooled :class:`LinearHead` heads."""
-        tasks = check_task_outputs(tasks)
-        return cls(
-            {t: CNNTrunk(in_channels, channels) for t in tasks},
-            {t: LinearHead(channels[-1], d) for t, d in tasks.items()},
-            penalty=penalty,
-        )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {task: self.heads[task](self.columns[task](x)) for task in self.tasks}
@@ -187,19 +160,11 @@ class SoftSharing(MultiTaskModel):
             return squared_l2_penalty(self.columns)
         return trace_norm_penalty(self.columns)
 
-    @torch.no_grad()
-    def tie_columns(self) -> None:
-        """Copy the first column's parameters into every other column (all distances become 0)."""
-        first = self.columns[self.tasks[0]]
-        for task in self.tasks[1:]:
-            self.columns[task].load_state_dict(first.state_dict())
-
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         return iter(())
 
     def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
-        self.check_task(task)
-        yield from self.columns[task].parameters()
+        yield from self.column_parameters(task)
         yield from self.heads[task].parameters()
 
     def extra_repr(self) -> str:

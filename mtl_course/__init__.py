@@ -13,26 +13,15 @@ them.
 1
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from mtl_course._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "Budget": "mtl_course.device",
-    "get_budget": "mtl_course.device",
-    "get_device": "mtl_course.device",
-    "seed_everything": "mtl_course.device",
-    "LectureSetup": "mtl_course.lecture",
-    "setup_lecture": "mtl_course.lecture",
-}
-
-__all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'mtl_course' has no attribute {name!r}")
+_exports, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "device": ["Budget", "get_budget", "get_device", "seed_everything"],
+        "lecture": ["LectureSetup", "setup_lecture"],
+    },
+)
+__all__ = ["__version__", *_exports]

@@ -25,7 +25,7 @@ def _model(seeds=(0, 1, 2), d: int = 6, tasks=None) -> M.ReplicatedMLP:
 
 # -- training ---------------------------------------------------------------------------------
 def _tiny_runs(seeds=(0, 1)) -> list[Run]:
-    return M.make_runs(C.CaruanaProblem(), seeds, M.CONDITIONS, n_train=40, n_val=20, n_test=50)
+    return M.make_runs(C.CaruanaProblem(), seeds, M.SHUFFLE_TEST_CONDITIONS, n_train=40, n_val=20, n_test=50)
 
 
 def test_runs_give_each_condition_the_same_cases_and_score_against_the_truth() -> None:
@@ -42,8 +42,8 @@ def test_runs_give_each_condition_the_same_cases_and_score_against_the_truth() -
 
 def test_a_replica_trains_the_same_alone_or_with_others(device: torch.device) -> None:
     runs = _tiny_runs()
-    together = M.train_runs(runs, steps=20, eval_every=5, device=device)
-    alone = M.train_runs(runs[1:2], steps=20, eval_every=5, device=device)
+    together = M.train_mlp_replicas(runs, steps=20, eval_every=5, device=device)
+    alone = M.train_mlp_replicas(runs[1:2], steps=20, eval_every=5, device=device)
     cols = ["best_step", "test", "final", "train_main"]
     np.testing.assert_allclose(
         together.summary.loc[1, cols].to_numpy(float), alone.summary.loc[0, cols].to_numpy(float), rtol=1e-4
@@ -51,7 +51,7 @@ def test_a_replica_trains_the_same_alone_or_with_others(device: torch.device) ->
 
 
 def test_early_stopping_keeps_the_main_tasks_best_validation_epoch(device: torch.device) -> None:
-    result = M.train_runs(_tiny_runs(seeds=(0,)), steps=60, eval_every=5, lr=1e-2, device=device)
+    result = M.train_mlp_replicas(_tiny_runs(seeds=(0,)), steps=60, eval_every=5, lr=1e-2, device=device)
     main = result.curves[result.curves.task == "main"]
     best = main.groupby("run").val.min().to_numpy()
     np.testing.assert_allclose(result.summary["val_main"], best)
@@ -66,11 +66,11 @@ def test_early_stopping_keeps_the_main_tasks_best_validation_epoch(device: torch
 
 def test_train_runs_rejects_mismatched_runs() -> None:
     runs = _tiny_runs(seeds=(0,))
-    hint = M.make_runs(C.HintProblem(), [0], M.CONDITIONS, 40, 20, 50)
+    hint = M.make_runs(C.HintProblem(), [0], M.SHUFFLE_TEST_CONDITIONS, 40, 20, 50)
     with pytest.raises(ValueError, match="targets of one shape for task 'extra'"):
-        M.train_runs(runs + hint, steps=5, eval_every=5, device="cpu")
+        M.train_mlp_replicas(runs + hint, steps=5, eval_every=5, device="cpu")
     with pytest.raises(ValueError, match="multiple of eval_every"):
-        M.train_runs(runs, steps=7, eval_every=5, device="cpu")
+        M.train_mlp_replicas(runs, steps=7, eval_every=5, device="cpu")
 
 
 # -- read-outs and diagnostics -----------------------------------------------------------------

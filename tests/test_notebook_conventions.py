@@ -68,3 +68,18 @@ def test_lecture_has_the_template_sections(path: Path) -> None:
     setup = [c for c in _code_cells(path) if "setup_lecture(" in c.source]
     assert len(setup) == 1, f"{path.name}: expected one set-up cell calling mtl_course.setup_lecture()"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+FACES = ("data", "experiments", "widgets", "models", "weighting")
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=[p.name for p in LECTURES])
+def test_lecture_imports_from_the_public_faces(path: Path) -> None:
+    """``from mtl_course.data import make_shapes``, not ``from mtl_course.data.shapes import make_shapes``."""
+    deep = [
+        line.strip()
+        for cell in _code_cells(path)
+        for line in cell.source.splitlines()
+        if any(line.lstrip().startswith(f"from mtl_course.{face}.") for face in FACES)
+    ]
+    assert not deep, f"{path.name} imports past the package's public faces: {deep}"

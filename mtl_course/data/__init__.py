@@ -1,5 +1,45 @@
 """Offline data sets of the course: seeded generators and scikit-learn's bundled sets.
 
 One module per family; nothing here downloads. Each generator's docstring says
-what real data it stands in for.
+what real data it stands in for, and every generator returns
+:class:`~mtl_course.data.tasks.MultiTaskData` (or a split of them). The names
+below are imported on first use.
+
+>>> from mtl_course.data import make_shapes
+>>> make_shapes(4, seed=0).tasks
+('segmentation', 'diagnosis')
 """
+
+from mtl_course._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "tasks": ["IGNORE_INDEX", "MultiTaskData"],
+        "loaders": ["TensorLoader"],
+        "shapes": ["make_shapes"],
+        "linear_tasks": [
+            "load_diabetes_tasks",
+            "load_linnerud_tasks",
+            "make_sparse_linear_tasks",
+            "random_split",
+            "target_matrix",
+        ],
+        "caruana": [
+            "AttentionProblem",
+            "CaruanaProblem",
+            "EnvironmentProblem",
+            "HintProblem",
+            "load_breast_cancer_tasks",
+            "shuffle_extra_tasks",
+        ],
+        "teachers": [
+            "function_correlation",
+            "make_related_regression",
+            "make_related_tasks",
+            "task_correlation",
+        ],
+        "toy_regression": ["QuadraticTasks", "make_conflicting_regressions", "make_gradnorm_toy"],
+        "multidigits": ["load_multidigits"],
+    },
+)

@@ -1,13 +1,51 @@
-"""Reusable experiments of the lectures: small, seeded, and returning pandas DataFrames.
+"""The lectures' experiments: one engine, and one recipe module per lecture that trains.
 
-* :mod:`mtl_course.experiments.mechanisms` -- why multi-task learning works
-  (lecture A2): STL versus MTL versus Caruana's shuffle test, one experiment
-  per mechanism, many seeds trained at once.
-* :mod:`mtl_course.experiments.sharing` -- hard versus soft sharing
-  (lecture A3): a sweep over task relatedness, sample size and penalty
-  strength, many seeds trained at once.
-* :mod:`mtl_course.experiments.sluice` -- sluice networks (lecture A5): the
-  alpha / beta / orthogonality ablation, and a replay of the official code.
-* :mod:`mtl_course.experiments.loss_weighting` -- the weighting methods
-  compared (lecture A6).
+* :mod:`~mtl_course.experiments.engine` -- the one experiment engine: a
+  :class:`~mtl_course.experiments.engine.Run` per (condition, seed), one
+  monitoring and early-stopping rule, one result type with its curves;
+  ``train_each`` (one ordinary model per run) and ``train_replicated`` (many
+  tiny networks at once, :mod:`~mtl_course.experiments.replicate`).
+* :mod:`~mtl_course.experiments.labels` -- the condition names every table uses.
+* :mod:`~mtl_course.experiments.mechanisms` -- why MTL works (lecture A2).
+* :mod:`~mtl_course.experiments.sharing` -- hard versus soft sharing (A3).
+* :mod:`~mtl_course.experiments.cross_stitch` -- cross-stitch networks (A4).
+* :mod:`~mtl_course.experiments.sluice` -- sluice networks (A5), and a replay of the official code.
+* :mod:`~mtl_course.experiments.loss_weighting` -- the weighting methods compared (A6).
+
+The names below are imported on first use; A2 and A3 use their recipe modules
+as namespaces (``from mtl_course.experiments import mechanisms``).
 """
+
+from mtl_course._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "engine": ["ExperimentResult", "Run", "concat_results", "train_each", "train_replicated"],
+        "labels": ["CROSS_STITCH", "HARD", "MTL", "SHUFFLED", "SLUICE", "STL", "soft"],
+        "replicate": ["ReplicatedColumns", "ReplicatedMLP"],
+        "cross_stitch": ["CONDITIONS", "build_model", "find_run", "run_cross_stitch", "trace", "train_runs"],
+        "sluice": [
+            "ABLATION_ARMS",
+            "DEFAULT_ORTHOGONALITY",
+            "AblationArm",
+            "cross_subspace_cosine",
+            "effective_rank",
+            "layer_contributions",
+            "official_alpha_init",
+            "official_beta_init",
+            "official_cross_stitch",
+            "official_layer_stitch",
+            "official_subspace_blocks",
+            "run_ablation",
+        ],
+        "loss_weighting": [
+            "conflicting_pair_experiment",
+            "gradnorm_toy_experiment",
+            "make_fit_retrainer",
+            "multidigits_experiment",
+            "pareto_stationarity",
+            "tcdcn_curve",
+        ],
+    },
+)

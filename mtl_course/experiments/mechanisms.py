@@ -82,7 +82,7 @@ CLASSIFICATION = Task(MAIN, replica_bce_loss, {"auc": auc})
 Condition = Callable[[MultiTaskData, np.random.Generator], MultiTaskData]
 
 #: The standard conditions: single-task, multi-task, and Caruana's shuffle test.
-CONDITIONS: dict[str, Condition] = {
+SHUFFLE_TEST_CONDITIONS: dict[str, Condition] = {
     STL: lambda data, rng: drop_extra_tasks(data),
     MTL: lambda data, rng: data,
     SHUFFLED: shuffle_extra_tasks,
@@ -129,7 +129,7 @@ def _splits(problem, seed: int, n_train: int, n_val: int, n_test: int) -> tuple[
 def make_runs(
     problem,
     seeds: Sequence[int],
-    conditions: Mapping[str, Condition] = CONDITIONS,
+    conditions: Mapping[str, Condition] = SHUFFLE_TEST_CONDITIONS,
     n_train: int = 200,
     n_val: int = 100,
     n_test: int = 500,
@@ -165,7 +165,7 @@ def amplification_runs(
     five labels, whose noise variance is :math:`\sigma^2/5`: what perfect
     amplification could achieve.
     """
-    conditions = {MTL_COPIES: CONDITIONS[MTL], STL_AVERAGE: lambda data, rng: average_labels(data)}
+    conditions = {MTL_COPIES: SHUFFLE_TEST_CONDITIONS[MTL], STL_AVERAGE: lambda data, rng: average_labels(data)}
     return make_runs(CaruanaProblem(extra_slope=0.0), seeds, conditions, n_train, n_val, n_test, info)
 
 
@@ -199,11 +199,11 @@ def random_label_runs(
             run.test,
             run.info,
         )
-        for run in make_runs(CaruanaProblem(), seeds, CONDITIONS, n_train, n_val, n_test, info)
+        for run in make_runs(CaruanaProblem(), seeds, SHUFFLE_TEST_CONDITIONS, n_train, n_val, n_test, info)
     ]
 
 
-def train_runs(
+def train_mlp_replicas(
     runs: Sequence[Run],
     hidden: Sequence[int] = (32, 32),
     steps: int = 600,
@@ -226,7 +226,7 @@ def train_runs(
     if steps % eval_every:
         raise ValueError(f"steps ({steps}) must be a multiple of eval_every ({eval_every})")
     if not runs:
-        raise ValueError("train_runs needs at least one run, got none")
+        raise ValueError("train_mlp_replicas needs at least one run, got none")
     first = runs[0].train
     outputs = {MAIN: 1, EXTRA: first.targets[EXTRA].shape[1]} if EXTRA in first.targets else {MAIN: 1}
     tasks = [main] + ([Task(EXTRA, replica_column_mse_loss)] if EXTRA in outputs else [])
@@ -269,12 +269,12 @@ def caruana_experiment(
       :func:`amplification_runs` (same inputs, main labels and noises);
     * ``experiment="random labels"``: :func:`random_label_runs` when ``random_labels``.
     """
-    runs = make_runs(CaruanaProblem(), seeds, CONDITIONS, n_train, n_val, n_test, {"experiment": "main"})
+    runs = make_runs(CaruanaProblem(), seeds, SHUFFLE_TEST_CONDITIONS, n_train, n_val, n_test, {"experiment": "main"})
     if amplification:
         runs += amplification_runs(seeds, n_train, n_val, n_test, {"experiment": "main"})
     if random_labels:
         runs += random_label_runs(seeds, n_train, n_val, n_test, {"experiment": "random labels"})
-    return train_runs(runs, steps=steps, lr=lr, eval_every=eval_every, device=device)
+    return train_mlp_replicas(runs, steps=steps, lr=lr, eval_every=eval_every, device=device)
 
 
 def input_weight_mass(model: ReplicatedMLP) -> np.ndarray:
@@ -327,8 +327,8 @@ def attention_experiment(
     ``relevant_share_init`` at initialisation.
     """
     problem = AttentionProblem() if problem is None else problem
-    result = train_runs(
-        make_runs(problem, seeds, CONDITIONS, n_train, n_val, n_test),
+    result = train_mlp_replicas(
+        make_runs(problem, seeds, SHUFFLE_TEST_CONDITIONS, n_train, n_val, n_test),
         steps=steps,
         lr=lr,
         eval_every=eval_every,
@@ -352,8 +352,8 @@ def eavesdropping_experiment(
 ) -> ExperimentResult:
     """Eavesdropping on :class:`~mtl_course.data.caruana.HintProblem`: STL vs MTL with the hint vs shuffled hint."""
     problem = HintProblem() if problem is None else problem
-    runs = make_runs(problem, seeds, CONDITIONS, n_train, n_val, n_test)
-    return train_runs(runs, steps=steps, lr=lr, eval_every=eval_every, device=device)
+    runs = make_runs(problem, seeds, SHUFFLE_TEST_CONDITIONS, n_train, n_val, n_test)
+    return train_mlp_replicas(runs, steps=steps, lr=lr, eval_every=eval_every, device=device)
 
 
 @torch.no_grad()
@@ -438,7 +438,7 @@ def representation_experiment(
             kept = set(problem.task_names[:k])
             targets = {t: (y if t in kept else np.full_like(y, np.nan)) for t, y in train.targets.items()}
             runs.append(_run(f"T={k}", seed, train.with_targets(targets), val, test, {"tasks": k}))
-    result = train_runs(runs, steps=steps, lr=lr, eval_every=eval_every, device=device)
+    result = train_mlp_replicas(runs, steps=steps, lr=lr, eval_every=eval_every, device=device)
     return result, _novel_task_errors(result, problem, n_probe, n_novel, ridge)
 
 
@@ -504,9 +504,9 @@ def breast_cancer_experiment(
             val_rows += rows[k_train : k_train + k_val].tolist()
         rest = np.setdiff1d(np.arange(data.n), np.array(train_rows + val_rows))
         train, val, test = data.take(train_rows), data.take(val_rows), data.take(rest)
-        for name, condition in CONDITIONS.items():
+        for name, condition in SHUFFLE_TEST_CONDITIONS.items():
             runs.append(_run(name, seed, condition(train, np.random.default_rng([seed, 7])), val, test, {}))
-    return train_runs(
+    return train_mlp_replicas(
         runs, hidden=hidden, steps=steps, lr=lr, eval_every=eval_every, main=CLASSIFICATION, device=device
     )
 

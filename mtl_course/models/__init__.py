@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from mtl_course.models.base import MultiTaskModel
 from mtl_course.models.blocks import (
+    BottleneckHead,
     CNNTrunk,
     DenseHead,
     LinearHead,
@@ -39,10 +40,18 @@ from mtl_course.models.cross_stitch import (
 )
 from mtl_course.models.hard_sharing import HardSharing
 from mtl_course.models.single_task import SingleTask
-from mtl_course.models.sluice import SluiceNetwork, SluiceUnit
+from mtl_course.models.sluice import (
+    SluiceNetwork,
+    SluiceUnit,
+    layer_stitch_init,
+    sluice_alpha_init,
+    stage_weight,
+    subspace_orthogonality,
+)
 from mtl_course.models.soft_sharing import SoftSharing, squared_l2_penalty, trace_norm_penalty
 
 __all__ = [
+    "BottleneckHead",
     "CNNTrunk",
     "ColumnNetwork",
     "CrossStitchFunction",
@@ -63,6 +72,10 @@ __all__ = [
     "UNetEncoder",
     "cross_stitch",
     "cross_stitch_reference",
+    "layer_stitch_init",
+    "sluice_alpha_init",
     "squared_l2_penalty",
+    "stage_weight",
+    "subspace_orthogonality",
     "trace_norm_penalty",
 ]

@@ -33,6 +33,11 @@ class EqualWeighting(LossWeighting):
     def weights(self, losses: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(losses)
 
+    def _backward(self, losses, model, representation, grad_scale):
+        # the same objective as the base class's (1 * losses).sum(), one multiplication and autograd node less per step
+        self._scaled(losses.sum(), grad_scale).backward()
+        return self.weights(losses)
+
 
 @register("fixed")
 class FixedWeighting(LossWeighting):

@@ -335,11 +335,7 @@ def _check_optimizer(optimizer: torch.optim.Optimizer, weighting: WeightingMetho
 
 @dataclass
 class _EpochTotals:
-    """What one epoch accumulates on the device: every step's task losses and weights, labelled batches per task.
-
-    ``losses`` holds the 0-dim detached losses of the active tasks, step after step; they are stacked once, at the
-    end of the epoch.
-    """
+    """What one epoch accumulates on the device: every step's task losses and weights, labelled batches per task."""
 
     losses: list[torch.Tensor] = field(default_factory=list)
     weights: list[torch.Tensor] = field(default_factory=list)
@@ -405,15 +401,14 @@ def _backward_and_step(
         scaler.update()
     else:
         optimizer.step()
-    totals.losses.extend(loss.detach() for loss in losses.values())
+    totals.losses.append(torch.stack(list(losses.values())).detach())
 
 
 def _epoch_row(epoch: int, names: Sequence[str], active: Sequence[str], totals: _EpochTotals) -> dict[str, float]:
     """The history row of one epoch; raises when a task's loss was not finite (one device sync per epoch)."""
     steps, n_active = len(totals.weights), len(active)
     if steps:
-        losses = torch.stack(totals.losses).float().view(steps, n_active)
-        on_host = torch.cat([losses, torch.stack(totals.weights).float()], dim=1).cpu()  # the one sync
+        on_host = torch.cat([torch.stack(totals.losses), torch.stack(totals.weights)], dim=1).float().cpu()  # one sync
         losses, weights = on_host[:, :n_active].contiguous(), on_host[:, n_active:]
     else:
         losses, weights = torch.zeros(0, n_active), torch.zeros(0, len(names))

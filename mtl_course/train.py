@@ -406,16 +406,15 @@ def _backward_and_step(
 
 def _epoch_row(epoch: int, names: Sequence[str], active: Sequence[str], totals: _EpochTotals) -> dict[str, float]:
     """The history row of one epoch; raises when a task's loss was not finite (one device sync per epoch)."""
-    steps, n_active = len(totals.weights), len(active)
-    if steps:
+    n_active = len(active)
+    if totals.weights:
         on_host = torch.cat([torch.stack(totals.losses), torch.stack(totals.weights)], dim=1).float().cpu()  # one sync
-        losses, weights = on_host[:, :n_active].contiguous(), on_host[:, n_active:]
+        losses, weights = on_host[:, :n_active], on_host[:, n_active:]
     else:
         losses, weights = torch.zeros(0, n_active), torch.zeros(0, len(names))
     finite = torch.isfinite(losses)
-    not_finite = (~finite.all(dim=0)).nonzero().flatten().tolist()  # tasks, in active order
-    if not_finite:
-        j = not_finite[0]
+    if not finite.all():
+        j = int((~finite.all(dim=0)).nonzero()[0])  # the first task, in active order, with a non-finite loss
         bad_step = int((~finite[:, j]).nonzero()[0])
         raise FloatingPointError(
             f"the loss of task {active[j]!r} is not finite at epoch {epoch}, step {bad_step} "

@@ -60,13 +60,26 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     if mask is None:
         return values.mean()
     mask = expand_mask(mask.bool(), values.shape)
-    zeros = torch.zeros((), dtype=values.dtype, device=values.device)
-    return torch.where(mask, values, zeros).sum() / mask.sum().clamp_min(1)
+    return _labelled_average(torch.where(mask, values, 0.0).sum(), mask)
+
+
+def _labelled_average(total: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """:func:`masked_mean`'s division: ``total`` (a sum over the labelled items) over ``max(1, sum(labelled))``."""
+    return total / labelled.sum().clamp_min(1)
 
 
 def _regression_mask(target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     labelled = ~torch.isnan(target)
     return labelled if mask is None else labelled & expand_mask(mask.bool(), target.shape)
+
+
+def _safe_target(pred: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """``target`` with every missing item replaced by the detached prediction: its error and gradient are exactly 0."""
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"the prediction and the target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    return torch.where(labelled, target, pred.detach())
 
 
 # -- classification and regression -----------------------------------------------
@@ -88,9 +101,9 @@ def cross_entropy(
     labelled = target != ignore_index
     if mask is not None:
         labelled = labelled & expand_mask(mask.bool(), target.shape)
-    safe_target = torch.where(labelled, target, torch.zeros_like(target))
-    per_item = F.cross_entropy(logits, safe_target, reduction="none")
-    return masked_mean(per_item, labelled)
+        target = torch.where(labelled, target, ignore_index)
+    per_item = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")  # 0 where ignored
+    return _labelled_average(per_item.sum(), labelled)
 
 
 def binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -102,9 +115,10 @@ def binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor, mask: torch
     tensor(0.6931)
     """
     labelled = _regression_mask(target, mask)
-    safe_target = torch.where(labelled, target, torch.zeros_like(target))
-    per_item = F.binary_cross_entropy_with_logits(logits, safe_target, reduction="none")
-    return masked_mean(per_item, labelled)
+    safe_target = torch.where(labelled, target, 0.0)
+    weight = labelled.to(safe_target.dtype)  # 1 for a labelled item, 0 for a missing one
+    total = F.binary_cross_entropy_with_logits(logits, safe_target, weight=weight, reduction="sum")
+    return _labelled_average(total, labelled)
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -116,8 +130,8 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
     tensor(4.)
     """
     labelled = _regression_mask(target, mask)
-    safe_target = torch.where(labelled, target, pred.detach())
-    return masked_mean((pred - safe_target) ** 2, labelled)
+    total = F.mse_loss(pred, _safe_target(pred, target, labelled), reduction="sum")
+    return _labelled_average(total, labelled)
 
 
 class ScaledMSE:
@@ -154,8 +168,8 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None 
     tensor(2.)
     """
     labelled = _regression_mask(target, mask)
-    safe_target = torch.where(labelled, target, pred.detach())
-    return masked_mean((pred - safe_target).abs(), labelled)
+    total = F.l1_loss(pred, _safe_target(pred, target, labelled), reduction="sum")
+    return _labelled_average(total, labelled)
 
 
 # -- landmarks (HyperFace, Devries et al.) ------------------------------------------

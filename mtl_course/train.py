@@ -26,6 +26,7 @@ Callbacks: :class:`BestWeights` (model selection on validation data) and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import statistics
@@ -99,9 +100,13 @@ def _check_keys(kind: str, given: Iterable[str], tasks: Sequence[str]) -> None:
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _autocast(device: torch.device, amp: Amp) -> torch.autocast:
-    """:func:`mtl_course.device.autocast` for the ``amp`` option (disabled when ``amp`` is ``None``)."""
-    return autocast(device, _AMP_DTYPES.get(amp), enabled=amp is not None)
+def _autocast(device: torch.device, amp: Amp) -> contextlib.AbstractContextManager:
+    """:func:`mtl_course.device.autocast` for the ``amp`` option; no context at all when ``amp`` is ``None``.
+
+    (Entering and leaving a disabled ``torch.autocast`` costs microseconds every step, a few per cent of a small
+    model's step.)
+    """
+    return contextlib.nullcontext() if amp is None else autocast(device, _AMP_DTYPES[amp])
 
 
 # -- callbacks --------------------------------------------------------------------------
@@ -417,20 +422,23 @@ def _backward_and_step(
 
 def _epoch_row(epoch: int, names: Sequence[str], active: Sequence[str], totals: _EpochTotals) -> dict[str, float]:
     """The history row of one epoch; raises when a task's loss was not finite (one device sync per epoch)."""
-    all_losses = torch.stack(totals.losses).float().cpu() if totals.losses else torch.zeros(0, len(active))
-    finite = torch.isfinite(all_losses)
-    for j, name in enumerate(active):
-        if not finite[:, j].all():
-            bad_step = int((~finite[:, j]).nonzero()[0])
-            raise FloatingPointError(
-                f"the loss of task {name!r} is not finite at epoch {epoch}, step {bad_step} "
-                "(its first occurrence in the epoch); check the targets, the learning rate, "
-                "or the task's loss scale"
-            )
-    sums = dict(zip(active, all_losses.sum(dim=0).tolist(), strict=True))
-    weight_means = (
-        torch.stack(totals.weights).float().mean(dim=0).tolist() if totals.weights else [math.nan] * len(names)
-    )
+    n_active = len(active)
+    if totals.weights:
+        on_host = torch.cat([torch.stack(totals.losses), torch.stack(totals.weights)], dim=1).float().cpu()  # one sync
+        losses, weights = on_host[:, :n_active], on_host[:, n_active:]
+    else:
+        losses, weights = torch.zeros(0, n_active), torch.zeros(0, len(names))
+    finite = torch.isfinite(losses)
+    if not finite.all():
+        j = int((~finite.all(dim=0)).nonzero()[0])  # the first task, in active order, with a non-finite loss
+        bad_step = int((~finite[:, j]).nonzero()[0])
+        raise FloatingPointError(
+            f"the loss of task {active[j]!r} is not finite at epoch {epoch}, step {bad_step} "
+            "(its first occurrence in the epoch); check the targets, the learning rate, "
+            "or the task's loss scale"
+        )
+    sums = dict(zip(active, losses.sum(dim=0).tolist(), strict=True))
+    weight_means = weights.mean(dim=0).tolist()  # NaN for an epoch without steps
     row: dict[str, float] = {"epoch": epoch}
     for i, name in enumerate(names):
         labelled = totals.labelled_batches.get(name)

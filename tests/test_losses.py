@@ -218,3 +218,83 @@ def test_scaled_mse_is_the_mse_times_its_scale_and_keeps_the_masks() -> None:
     mask = torch.tensor([True, True, False])
     assert L.ScaledMSE(0.5)(pred, target, mask).item() == pytest.approx(0.5 * 1.0)
     assert repr(L.ScaledMSE(100.0)) == "ScaledMSE(100)"
+
+
+# -- the fused masked losses against a reference on the labelled items only -------------
+def _reference_on_labelled(loss, pred, target, labelled):
+    """The loss as a plain mean over the labelled items, computed on those items alone (0 when there are none)."""
+    if not labelled.any():
+        return (pred * 0.0).sum()
+    if loss is L.cross_entropy:
+        logits = pred.movedim(1, -1)[labelled]  # (n_labelled, C)
+        return -torch.log_softmax(logits, dim=-1).gather(1, target[labelled].unsqueeze(1)).mean()
+    p, t = pred[labelled], target[labelled]
+    if loss is L.mse_loss:
+        return ((p - t) ** 2).mean()
+    if loss is L.l1_loss:
+        return (p - t).abs().mean()
+    return -(t * torch.log(torch.sigmoid(p)) + (1 - t) * torch.log(1 - torch.sigmoid(p))).mean()
+
+
+def _partially_labelled(loss, shape, missing, masked, seed, device):
+    """Random prediction, target with a fraction ``missing`` marked missing in-band, and a per-sample mask or None."""
+    g = _gen(seed)
+    if loss is L.cross_entropy:
+        pred = torch.randn(shape[0], 5, *shape[1:], generator=g)
+        target = torch.randint(0, 5, shape, generator=g)
+        target[torch.rand(shape, generator=g) < missing] = -100
+    else:
+        pred = torch.randn(shape, generator=g)
+        target = torch.randn(shape, generator=g)
+        if loss is L.binary_cross_entropy:
+            target = (target > 0).to(pred.dtype)
+        target[torch.rand(shape, generator=g) < missing] = float("nan")
+    mask = None if masked is None else torch.rand(shape[0], generator=g) >= masked
+    return pred.to(device).requires_grad_(True), target.to(device), None if mask is None else mask.to(device)
+
+
+@pytest.mark.parametrize("loss", [L.mse_loss, L.l1_loss, L.binary_cross_entropy, L.cross_entropy])
+@pytest.mark.parametrize(
+    ("shape", "missing", "masked"),
+    [
+        ((32, 1), 0.0, None),  # fully labelled
+        ((16, 3), 0.4, None),  # in-band missing items only
+        ((16, 3), 0.0, 0.5),  # a per-sample mask only
+        ((8, 2, 3), 0.3, 0.3),  # both, on a dense target
+        ((12, 2), 1.0, None),  # every item missing
+        ((12, 2), 0.0, 1.0),  # every sample masked
+    ],
+)
+def test_masked_losses_and_their_gradients_match_a_mean_over_the_labelled_items(loss, shape, missing, masked, device):
+    for seed in range(3):
+        pred, target, mask = _partially_labelled(loss, shape, missing, masked, seed, device)
+        in_band = target != -100 if loss is L.cross_entropy else ~torch.isnan(target)
+        labelled = in_band if mask is None else in_band & mask.reshape(-1, *[1] * (target.dim() - 1))
+        value = loss(pred, target, mask)
+        (grad,) = torch.autograd.grad(value, pred)
+        reference = _reference_on_labelled(loss, pred, target, labelled)
+        (reference_grad,) = torch.autograd.grad(reference, pred)
+        assert value.item() == pytest.approx(reference.item(), rel=1e-5, abs=1e-7)
+        torch.testing.assert_close(grad, reference_grad, rtol=1e-5, atol=1e-7)
+        assert torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("loss", [L.mse_loss, L.l1_loss])
+def test_regression_losses_refuse_a_target_of_another_shape(loss):
+    with pytest.raises(ValueError, match=r"same shape, got \(4, 1\) and \(4,\)"):
+        loss(torch.zeros(4, 1), torch.zeros(4))
+
+
+def test_regression_loss_under_bf16_autocast_matches_float32_on_the_cast_prediction():
+    pred32 = torch.randn(16, 2, generator=_gen(20))
+    target = torch.randn(16, 2, generator=_gen(21))
+    target[::3, 1] = float("nan")
+    pred = pred32.to(torch.bfloat16).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = L.mse_loss(pred, target)
+    value.backward()
+    exact = pred.detach().float().requires_grad_(True)
+    reference = L.mse_loss(exact, target)
+    reference.backward()
+    assert value.dtype == torch.float32 and value.item() == pytest.approx(reference.item(), rel=1e-6)
+    torch.testing.assert_close(pred.grad, exact.grad.to(torch.bfloat16))

@@ -11,7 +11,17 @@ from _toy_models import ToyHardSharing, ToyNoRepresentation
 
 from mtl_course.losses import cross_entropy, mse_loss
 from mtl_course.metrics import accuracy, mse
-from mtl_course.train import BestWeights, Task, TaskEarlyStopping, evaluate, fit, split_batch, tcdcn_criterion
+from mtl_course.train import (
+    BestWeights,
+    Task,
+    TaskEarlyStopping,
+    _epoch_row,
+    _EpochTotals,
+    evaluate,
+    fit,
+    split_batch,
+    tcdcn_criterion,
+)
 from mtl_course.weighting import available_methods, get_weighting
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -106,6 +116,19 @@ def test_nan_loss_names_task_epoch_and_step(device):
     data[2][1]["reg"][0] = float("inf")
     with pytest.raises(FloatingPointError, match="task 'reg' is not finite at epoch 1, step 2"):
         fit(_model(), TASKS, "equal", data, epochs=1, device=device, progress=False)
+
+
+def test_epoch_row_names_the_first_task_in_order_and_its_first_non_finite_step():
+    # the epoch's losses (steps x active tasks) and weights reach the host in one transfer; the error still names
+    # the first active task with a non-finite loss, and that task's first bad step, as a loop over tasks would
+    losses = torch.ones(5, 3)
+    losses[3, 0], losses[1, 2], losses[4, 2] = float("nan"), float("inf"), float("nan")
+    totals = _EpochTotals(list(losses), [torch.ones(3)] * 5, dict.fromkeys("abc", 5))
+    with pytest.raises(FloatingPointError, match="task 'a' is not finite at epoch 7, step 3"):
+        _epoch_row(7, list("abc"), list("abc"), totals)
+    totals = _EpochTotals(list(losses[:, 1:]), [torch.tensor([1.0, 0.0, 1.0])] * 5, dict.fromkeys("bc", 5))
+    with pytest.raises(FloatingPointError, match="task 'c' is not finite at epoch 7, step 1"):
+        _epoch_row(7, list("abc"), list("bc"), totals)
 
 
 def test_mismatched_tasks_and_targets_are_explained(device):

@@ -90,6 +90,22 @@ def test_equal_and_fixed_write_the_gradient_of_the_weighted_sum(device):
         torch.testing.assert_close(g, p.grad)
 
 
+@pytest.mark.parametrize("scale", [None, 1024.0])
+def test_equal_weighting_writes_exactly_the_gradient_of_the_plain_sum(scale, device):
+    # EqualWeighting back-propagates losses.sum() instead of the base class's (1 * losses).sum(): the same
+    # gradient to the last bit, also under a GradScaler's scale; the weights it reports are ones
+    model, x, targets = _setup(device)
+    grad_scale = None if scale is None else torch.tensor(scale, device=device)
+    weights = get_weighting("equal", TASKS).to(device).backward(toy_losses(model, x, targets), grad_scale=grad_scale)
+    got = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    objective = sum(toy_losses(model, x, targets).values())
+    (objective if scale is None else objective * scale).backward()
+    assert weights.tolist() == [1.0, 1.0, 1.0] and not weights.requires_grad
+    for g, p in zip(got, model.parameters(), strict=True):
+        assert torch.equal(g, p.grad)
+
+
 def test_random_loss_weighting_draws_softmax_of_normals():
     method = RandomLossWeighting(TASKS, seed=3)
     draws = torch.randn(2, 3, generator=torch.Generator().manual_seed(3))

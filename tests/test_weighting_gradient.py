@@ -41,6 +41,23 @@ def test_two_task_closed_form_matches_a_grid_over_the_simplex(seed):
     assert float(((alpha @ g) ** 2).sum()) <= float(norms.min()) + 1e-9
 
 
+@pytest.mark.parametrize(("scale", "gamma"), [(2.0, 1.0), (5.0, 1.0), (0.5, 0.0), (0.2, 0.0)])
+@pytest.mark.parametrize("seed", range(3))
+def test_two_task_closed_form_clips_one_sided_pairs_to_a_vertex(scale, gamma, seed):
+    # g_2 = scale * g_1 plus a small orthogonal part: the unclipped line search leaves [0, 1], and the min-norm
+    # point of the segment is its shorter end, g_1 (gamma = 1) for scale > 1 and g_2 (gamma = 0) for scale < 1
+    g = _grads(2, 5, seed)
+    orthogonal = g[1] - (g[1] @ g[0]) / (g[0] @ g[0]) * g[0]
+    g[1] = scale * g[0] + 0.05 * orthogonal / orthogonal.norm() * g[0].norm()
+    alpha = min_norm_element(g @ g.T)
+    gammas = torch.linspace(0, 1, 20001, dtype=torch.float64)
+    norms = ((gammas[:, None] * g[0] + (1 - gammas[:, None]) * g[1]) ** 2).sum(dim=1)
+    assert float(gammas[norms.argmin()]) == gamma  # the grid's best point is the vertex
+    assert alpha.tolist() == [gamma, 1.0 - gamma]  # exactly, not a value outside [0, 1]
+    swapped = min_norm_element(g.flip(0) @ g.flip(0).T)  # the same pair in the other order
+    assert swapped.tolist() == [1.0 - gamma, gamma]
+
+
 @pytest.mark.parametrize(("n_tasks", "seed"), [(3, 0), (3, 1), (4, 2), (4, 3), (5, 0), (5, 3)])
 def test_frank_wolfe_matches_scipy_on_random_gradients(n_tasks, seed):
     g = _grads(n_tasks, 10, seed)

@@ -97,12 +97,7 @@ class WeightingMethod(nn.Module):
                 "representation=model.encode(x) and compute the outputs with model.decode"
             )
         stacked = torch.stack([losses[t] for t in self.active])
-        active_weights = self._backward(stacked, model, representation, grad_scale)
-        active_weights = active_weights.detach()
-        if len(self.active) == len(self.tasks):
-            return active_weights
-        weights = active_weights.new_zeros(len(self.tasks))
-        return weights.index_copy_(0, self.active_index, active_weights)
+        return self._every_task(self._backward(stacked, model, representation, grad_scale))
 
     def on_epoch_end(self, epoch_mean_losses: Mapping[str, float]) -> None:
         """Hook called once per epoch with the epoch-average training losses."""
@@ -128,6 +123,14 @@ class WeightingMethod(nn.Module):
         grad_scale: torch.Tensor | None,
     ) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _every_task(self, active_weights: torch.Tensor) -> torch.Tensor:
+        """The detached weights of the active tasks spread over ``self.tasks`` (zero for a deactivated task)."""
+        active_weights = active_weights.detach()
+        if len(self.active) == len(self.tasks):
+            return active_weights
+        weights = active_weights.new_zeros(len(self.tasks))
+        return weights.index_copy_(0, self.active_index, active_weights)
 
     @staticmethod
     def _scaled(objective: torch.Tensor, grad_scale: torch.Tensor | None) -> torch.Tensor:

@@ -100,6 +100,20 @@ def test_train_conditions_groups_by_curves_and_joins_the_results(data, device: t
     assert [len(r) for r in train_conditions(data, CONDITIONS, build, curves=False, **options).records] == [2, 2, 2]
 
 
+def test_train_conditions_measure_every_keeps_the_records_and_the_final_numbers(data, device: torch.device) -> None:
+    def build(run):
+        return build_model(run.condition, 20, [8], {"A": 1, "B": 1})
+
+    options = {"epochs": 4, "mixing_lr_scale": 10.0, "record": mixing_snapshot, "device": device}
+    every_step = train_conditions(data, [CROSS_STITCH], build, **options)
+    sparse = train_conditions(data, [CROSS_STITCH], build, measure_every=4, **options)
+    columns = ["test_A", "test_B", "final_A", "init_B"]
+    assert np.allclose(sparse.summary[columns].to_numpy(dtype=float), every_step.summary[columns].to_numpy(dtype=float))
+    assert len(sparse.records[0]) == 5  # the α after every step
+    test = sparse.curves.pivot(index="epoch", columns="task", values="test")
+    assert test.loc[[1, 2, 3]].isna().all().all() and test.loc[[0, 4]].notna().all().all()
+
+
 def test_a_diverging_run_is_reported_not_raised(data, device: torch.device) -> None:
     result = run_cross_stitch(data, [CROSS_STITCH], hidden=[8], epochs=20, lr=1e30, device=device)
     row = result.summary.iloc[0]

@@ -86,6 +86,25 @@ def test_summary_and_curves_agree():
     assert result.summary.loc[1, "test_b"] == pytest.approx(float((pred - y["b"]).abs().mean()), rel=1e-6)
 
 
+def test_measure_every_measures_only_every_kth_and_the_last_epoch_with_the_same_final_numbers():
+    runs = _runs(seeds=(2,), conditions=("x",))
+    every = train_each(runs, _hard, TASKS, epochs=7, lr=3e-2, record=lambda m: 0, device="cpu")
+    sparse = train_each(runs, _hard, TASKS, epochs=7, lr=3e-2, record=lambda m: 0, measure_every=3, device="cpu")
+    # the same training: the curves agree where measured (epochs 0, 3, 6 and the last, 7), NaN elsewhere
+    full = every.curves.pivot(index="epoch", columns="task", values="test")
+    part = sparse.curves.pivot(index="epoch", columns="task", values="test")
+    measured = [0, 3, 6, 7]
+    assert np.allclose(part.loc[measured].to_numpy(), full.loc[measured].to_numpy(), rtol=1e-6)
+    assert part.drop(index=measured).isna().all().all()
+    assert len(sparse.records[0]) == 8  # the records are still taken every epoch
+    # the validation set picks the best of the measured epochs only
+    val = every.curves.pivot(index="epoch", columns="task", values="val").sum(axis=1)
+    assert sparse.summary.loc[0, "best_epoch"] == measured[int(np.argmin(val.loc[measured].to_numpy()))]
+    assert sparse.summary.loc[0, "final_a"] == pytest.approx(every.summary.loc[0, "final_a"], rel=1e-6)
+    with pytest.raises(ValueError, match="every=0"):
+        train_each(runs, _hard, TASKS, epochs=2, measure_every=0, device="cpu")
+
+
 def test_runs_of_one_seed_start_from_the_same_weights_and_the_global_rng_is_untouched():
     torch.manual_seed(123)
     before = torch.rand(1)

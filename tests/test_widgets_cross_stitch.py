@@ -138,4 +138,13 @@ def test_demo_maps_reject_tiny_images() -> None:
 
 def test_slider_move_latency(explorer: CrossStitchExplorer, assert_fast_moves) -> None:
     """Median reaction to a slider move (compute, redraw, PNG for the live view); COURSE_DESIGN asks for <= 100 ms."""
-    assert_fast_moves(lambda v: explorer.set(alpha_AB=v), np.linspace(-0.5, 1.5, 11))
+    assert_fast_moves(lambda value: explorer.set(alpha_AB=value), np.linspace(-0.5, 1.5, 11))
+
+
+def test_every_text_is_readable_at_80_dpi(explorer: CrossStitchExplorer) -> None:
+    """Tick labels, titles and the RMS labels at 9 pt or more (7 and 8 pt cannot be read without zooming)."""
+    figure = explorer.figure
+    texts = [t for ax in figure.axes for t in [*ax.get_xticklabels(), *ax.get_yticklabels(), *ax.texts, ax.title]]
+    texts += figure.texts  # the suptitle
+    assert len(texts) > 10
+    assert min(t.get_fontsize() for t in texts) >= 9

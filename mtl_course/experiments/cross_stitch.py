@@ -34,11 +34,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from mtl_course.data.tasks import MultiTaskData
-from mtl_course.experiments.engine import ExperimentResult, Run, train_each
+from mtl_course.experiments.engine import ExperimentResult, Run, concat_results, train_each
 from mtl_course.experiments.labels import CROSS_STITCH, HARD, STL
 from mtl_course.losses import mse_loss
 from mtl_course.metrics import mse
@@ -112,6 +111,7 @@ def train_runs(
     mixing_lr_scale: float | None = None,
     penalty: float = 0.0,
     record: Callable[[MultiTaskModel], Any] | None = None,
+    measure_every: int = 1,
     device: torch.device | str | None = None,
 ) -> ExperimentResult:
     """The recipe of the module docstring: :func:`~mtl_course.experiments.engine.train_each` on the full batch.
@@ -123,7 +123,9 @@ def train_runs(
     per-epoch measurements. ``build(run)`` returns the run's model; ``penalty`` adds
     ``penalty * model.penalty()`` to every step's loss (the sluice
     orthogonality term); ``record`` is the per-epoch snapshot, e.g.
-    :func:`mixing_snapshot` (``None``: no record). A diverging run has
+    :func:`mixing_snapshot` (``None``: no record); ``measure_every=k``
+    measures only after every ``k``-th epoch and the last (the records are
+    still taken every epoch). A diverging run has
     ``diverged=True`` and ``NaN`` test errors.
     """
     if not runs:
@@ -139,23 +141,8 @@ def train_runs(
         penalty=penalty,
         metric="mse",
         record=record,
+        measure_every=measure_every,
         device=device,
-    )
-
-
-def _concatenated(results: Sequence[ExperimentResult]) -> ExperimentResult:
-    """The results of several engine calls as one, the runs numbered on in order."""
-    summaries, tables, offset = [], [], 0
-    for result in results:
-        summaries.append(result.summary.assign(run=result.summary["run"] + offset))
-        tables.append(result.curves.assign(run=result.curves["run"] + offset))
-        offset += len(result.runs)
-    return ExperimentResult(
-        pd.concat(summaries, ignore_index=True),
-        pd.concat(tables, ignore_index=True),
-        [model for result in results for model in result.models],
-        [run for result in results for run in result.runs],
-        [record for result in results for record in result.records],
     )
 
 
@@ -170,6 +157,7 @@ def train_conditions(
     lr: float = 1e-2,
     mixing_lr_scale: float | None = None,
     record: Callable[[MultiTaskModel], Any] | None = None,
+    measure_every: int = 1,
     device: torch.device | str | None = None,
 ) -> ExperimentResult:
     """Every condition on every ``(rho, seed)`` of ``data`` (:func:`runs_on`), trained by :func:`train_runs`.
@@ -178,7 +166,10 @@ def train_conditions(
     ``curves`` (``True``: all, ``False``: none, or a function of the run) are
     measured and recorded after every step; the others take their ``epochs`` steps as one engine epoch,
     so they are measured and recorded only before and after training: the
-    same final numbers, without the per-step measurements.
+    same final numbers, without the per-step measurements. ``measure_every=k``
+    measures the selected runs only after every ``k``-th step and the last
+    (their records are still taken every step), e.g. ``k = epochs`` where
+    only the records are plotted.
     ``penalty[condition]`` weights the model's penalty (default 0). The
     engine takes one penalty weight and one epoch length per call, so the
     runs are trained in groups of equal weight and ``curves``, in the order
@@ -201,10 +192,11 @@ def train_conditions(
                 mixing_lr_scale=mixing_lr_scale,
                 penalty=lam,
                 record=record,
+                measure_every=measure_every if every_step else 1,
                 device=device,
             )
         )
-    return _concatenated(results)
+    return concat_results(results)
 
 
 def run_cross_stitch(
@@ -218,6 +210,7 @@ def run_cross_stitch(
     lr: float = 1e-2,
     mixing_lr_scale: float | None = 10.0,
     record: bool = True,
+    measure_every: int = 1,
     device: torch.device | str | None = None,
 ) -> ExperimentResult:
     r"""Lecture A4's experiment: every condition on every ``(rho, seed)`` of ``data`` (:func:`train_conditions`).
@@ -225,7 +218,8 @@ def run_cross_stitch(
     ``alpha_init`` is the cross-stitch :math:`(\alpha_S, \alpha_D)`;
     ``record`` stores the :math:`\alpha` (:func:`trace`), after every step
     for the runs selected by ``curves`` (as in :func:`train_conditions`),
-    before and after training for the others.
+    before and after training for the others; ``measure_every`` as in
+    :func:`train_conditions`.
     """
 
     def build(run: Run) -> MultiTaskModel:
@@ -241,6 +235,7 @@ def run_cross_stitch(
         lr=lr,
         mixing_lr_scale=mixing_lr_scale,
         record=mixing_snapshot if record else None,
+        measure_every=measure_every,
         device=device,
     )
 

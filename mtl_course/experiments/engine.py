@@ -197,10 +197,12 @@ class Monitor(Callback):
 
     Per task, the training loss and the validation loss (``task.loss`` on the
     whole set, model in eval mode) and the test metric (``task.metrics[metric]``,
-    or the loss when ``metric`` is ``None``). The weights of the best epoch
-    (the first with the lowest validation loss summed over ``select``) are
-    restored at the end of training; without a validation set the weights
-    after the last epoch are kept.
+    or the loss when ``metric`` is ``None``). The weights of the best measured
+    epoch (the first with the lowest validation loss summed over ``select``)
+    are restored at the end of training; without a validation set the weights
+    after the last epoch are kept. With ``every=k`` it measures only after
+    every ``k``-th epoch and after the last of ``epochs`` (the other epochs get
+    ``NaN``): the same final numbers for less work where only they are read.
     """
 
     def __init__(
@@ -210,12 +212,17 @@ class Monitor(Callback):
         device: torch.device,
         metric: str | None = None,
         select: Sequence[str] | None = None,
+        every: int = 1,
+        epochs: int | None = None,
     ) -> None:
+        if every < 1:
+            raise ValueError(f"the monitor measures after every k-th epoch for k >= 1, got every={every}")
         if metric is not None:
             missing = [t.name for t in tasks if metric not in t.metrics]
             if missing:
                 raise KeyError(f"the test metric {metric!r} is not among the metrics of task(s) {missing}")
         self.tasks, self.metric = list(tasks), metric
+        self.every, self.epochs = every, epochs
         self.select = _indices([t.name for t in tasks], select)
         sets = {"train": run.train, "val": run.val, "test": run.test}
         self.batches = {m: split_batch(data.batch(device)) for m, data in sets.items() if data is not None}
@@ -257,7 +264,10 @@ class Monitor(Callback):
         self.measure(state.model)
 
     def on_epoch_end(self, state: TrainState) -> None:
-        self.measure(state.model)
+        if state.epoch % self.every == 0 or state.epoch == self.epochs:
+            self.measure(state.model)
+        else:
+            self.values.append(np.full((len(MEASURES), len(self.tasks)), math.nan))
 
     def on_train_end(self, state: TrainState) -> None:
         if self._best_state is not None:
@@ -287,6 +297,7 @@ def train_each(
     metric: str | None = None,
     select: Sequence[str] | None = None,
     record: Callable[[MultiTaskModel], Any] | None = None,
+    measure_every: int = 1,
     device: torch.device | str | None = None,
 ) -> ExperimentResult:
     """Train one ordinary model per run with :func:`mtl_course.train.fit` (Adam), monitored by :class:`Monitor`.
@@ -302,7 +313,9 @@ def train_each(
     through ``model.parameter_groups``; ``penalty`` adds
     ``penalty * model.penalty()`` to every step's loss; ``record(model)`` is
     a :class:`~mtl_course.train.Recorder` snapshot taken before training and
-    after every epoch. A run whose loss stops being finite (``fit`` raises
+    after every epoch, while the monitor measures the splits before training,
+    after every ``measure_every``-th epoch and after the last one (``NaN`` in
+    the curves between). A run whose loss stops being finite (``fit`` raises
     ``FloatingPointError``, e.g. at a diverging learning rate) is reported
     with ``diverged=True`` and ``NaN`` measurements from then on; the others
     go on.
@@ -323,7 +336,7 @@ def train_each(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(run.seed))
             model = build_model(run).to(device)
-        monitor = Monitor(run, tasks, device, metric, select)
+        monitor = Monitor(run, tasks, device, metric, select, every=measure_every, epochs=epochs)
         recorder = Recorder(record) if record is not None else None
         optimizer = None
         if mixing_lr_scale is not None:

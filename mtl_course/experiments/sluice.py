@@ -219,6 +219,7 @@ def run_ablation(
     lr: float = 1e-2,
     mixing_lr_scale: float = 10.0,
     record: bool = True,
+    measure_every: int = 1,
     device: torch.device | str | None = None,
 ) -> ExperimentResult:
     """Train every arm on every ``(rho, seed)`` of ``data`` with lecture A4's recipe.
@@ -227,7 +228,7 @@ def run_ablation(
     each with its arm's label as condition and its arm's penalty weight;
     ``record`` stores :func:`sluice_snapshot`, after every step for the runs
     selected by ``curves`` (as in ``train_conditions``), before and after
-    training for the others.
+    training for the others; ``measure_every`` as in ``train_conditions``.
     """
     labels = [arm.label for arm in arms]
     if len(set(labels)) != len(labels):
@@ -247,6 +248,7 @@ def run_ablation(
         lr=lr,
         mixing_lr_scale=mixing_lr_scale,
         record=sluice_snapshot if record else None,
+        measure_every=measure_every,
         device=device,
     )
 

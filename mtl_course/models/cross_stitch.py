@@ -15,9 +15,10 @@ paper's NYU-v2 networks) or one for the whole layer ("per layer", the paper's
 detection + attributes networks, where per channel was unstable).
 
 **Backward pass.** Write the columns at one channel as the rows of a matrix
-:math:`X \in \mathbb{R}^{T \times L}` (:math:`L` = batch size times number of
-pixels), so that the unit is :math:`\tilde X = A X`. For a loss :math:`\mathcal L`
-with :math:`G = \partial \mathcal L / \partial \tilde X`,
+:math:`X \in \mathbb{R}^{T \times P}` (:math:`P` = batch size times number of
+pixels, the locations), so that the unit is :math:`\tilde X = A X` with
+:math:`A = (\alpha_{ij})`. For a loss :math:`\mathcal L` with
+:math:`G = \partial \mathcal L / \partial \tilde X`,
 
 .. math::
 
@@ -29,7 +30,12 @@ with :math:`G = \partial \mathcal L / \partial \tilde X`,
     \quad (\text{i.e. } G X^\top),
 
 summed over the batch and the spatial positions (per channel when per
-channel). These are the paper's Eqs. 2 and 3 for general :math:`T`.
+channel). The first is the paper's Eq. 2, as printed, for general :math:`T`.
+The second corrects the paper's Eq. 3 as printed (arXiv v1, §3.3): Eq. 3 omits
+the sum over locations, and its formula for :math:`\partial\mathcal L/\partial\alpha_{AB}`,
+:math:`\partial\mathcal L/\partial\tilde x_B^{ij}\, x_A^{ij}`, is the derivative for
+:math:`\alpha_{BA}` under Eq. 1's convention (the indices are swapped);
+lecture A4 checks both against autograd.
 :class:`CrossStitchFunction` implements exactly these two lines;
 :func:`cross_stitch_reference` is the forward pass written with ``einsum``
 whose gradients autograd derives, so the two can be compared.

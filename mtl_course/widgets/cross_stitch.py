@@ -261,15 +261,15 @@ class CrossStitchExplorer(Explorer):
         )
         for key, ax, cmap, labels, title in panels:
             artists[key] = ax.imshow(blank, cmap=cmap, interpolation="nearest")
-            ax.set_xticks([size / 2 - 0.5, 1.5 * size + 0.5], labels, fontsize=8)
+            ax.set_xticks([size / 2 - 0.5, 1.5 * size + 0.5], labels, fontsize=9)
             ax.xaxis.tick_top()
-            ax.set_yticks([size / 2 - 0.5, 1.5 * size + 0.5], ["network A", "network B"], fontsize=8)
+            ax.set_yticks([size / 2 - 0.5, 1.5 * size + 0.5], ["network A", "network B"], fontsize=9)
             ax.tick_params(length=0)
             ax.set_title(title, fontsize=9, pad=18)
             for spine in ax.spines.values():
                 spine.set_visible(False)
         artists["rms"] = [
-            ax_act.text(2 * size, row * (size + 1) + size - 1, "", ha="right", va="bottom", fontsize=7, color="w")
+            ax_act.text(2 * size, row * (size + 1) + size - 1, "", ha="right", va="bottom", fontsize=9, color="w")
             for row in range(2)
         ]
         artists["title"] = fig.suptitle("", fontsize=9, y=0.99)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,12 @@ LECTURES = sorted((REPO / "lectures").glob("*.ipynb"))
 
 
 def site_build():
-    spec = importlib.util.spec_from_file_location("site_build", REPO / "site" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``site/build.py`` as a module (it is a script, not part of the package)."""
+    if "site_build" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("site_build", REPO / "site" / "build.py")
+        sys.modules["site_build"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["site_build"])
+    return sys.modules["site_build"]
 
 
 @pytest.mark.parametrize("path", LECTURES, ids=[p.name for p in LECTURES])

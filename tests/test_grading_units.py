@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from test_grading_end_to_end import ALWAYS_EQUAL, FLOAT_SUBCLASS
 
 from mtl_course.cli import main
 from mtl_course.grading import checks, sandbox
@@ -142,46 +143,33 @@ def test_close_pins_its_default_tolerance() -> None:
     assert checks.compare("close", np.array(2e-9), np.array(0.0), "f") != ""
 
 
-class SneakyFloat(float):
-    """A float whose arithmetic and comparisons always say 'equal'."""
-
-    def __sub__(self, other):
-        return 0.0
-
-    __rsub__ = __sub__
-
-    def __eq__(self, other):
-        return True
-
-    __hash__ = float.__hash__
-
-    def __abs__(self):
-        return 0.0
-
-
-class AlwaysEqual:
-    def __eq__(self, other):
-        return True
-
-    __hash__ = object.__hash__
+def _attackers_classes() -> dict:
+    """The fake value classes of the end-to-end attacks (one source for both tests)."""
+    namespace = {"np": np}
+    exec(textwrap.dedent(FLOAT_SUBCLASS) + textwrap.dedent(ALWAYS_EQUAL), namespace)
+    return namespace
 
 
 def test_values_cross_as_plain_data_and_fakes_do_not_compare_equal(tmp_path: Path, monkeypatch) -> None:
     values = tmp_path / "values.jsonl"
     monkeypatch.setenv(checks.VALUES_ENV, str(values))
+    fakes = _attackers_classes()
     with checks.check("ex9.5", "fakes", points=1) as c:
-        c.close(SneakyFloat(3.0), 2.0, what="sneaky float")
-        c.equal(AlwaysEqual(), 2, what="always equal")
+        c.close(fakes["SneakyFloat"](3.0), 2.0, what="sneaky float")
+        c.equal(fakes["Name"]("age"), "bmi", what="always-equal str")
+        c.equal(fakes["Names"](["age"]), ["bmi"], what="always-equal list")
+        c.equal(object(), 2, what="an object")
         c.close(np.float64(2.0), what="plain")
         c.permutation(np.array([[2.0], [1.0]]), np.array([[1.0], [2.0]]), what="swap")
     recorded = read_values(values)
-    assert set(recorded) == {("ex9.5", "fakes", w, 1) for w in ("sneaky float", "always equal", "plain", "swap")}
+    whats = ("sneaky float", "always-equal str", "always-equal list", "an object", "plain", "swap")
+    assert set(recorded) == {("ex9.5", "fakes", w, 1) for w in whats}
     assert recorded["ex9.5", "fakes", "sneaky float", 1]["got"] == {"type": "array", "shape": [], "data": [3.0]}
-    assert recorded["ex9.5", "fakes", "always equal", 1]["got"] == {"type": "object", "name": "AlwaysEqual"}
-    for what, expected in [("sneaky float", 2.0), ("always equal", 2)]:
+    assert recorded["ex9.5", "fakes", "an object", 1]["got"] == {"type": "object", "name": "object"}
+    for what in whats[:4]:
         entry = recorded["ex9.5", "fakes", what, 1]
-        kind, got = entry["kind"], checks.decode(entry["got"])
-        assert checks.compare(kind, got, checks.decode(checks.encode(expected)), what) != ""
+        got, expected = checks.decode(entry["got"]), checks.decode(entry["expected"])
+        assert checks.compare(entry["kind"], got, expected, what) != "", what
     for bad in [{"type": "array", "shape": [3], "data": [1.0]}, {"type": "int", "value": True}, [1], {"type": "x"}]:
         with pytest.raises(checks.NotPlainData):
             checks.decode(bad)

@@ -69,6 +69,8 @@ MAX_VALUES, MAX_REPORT = 32 * 2**20, 8 * 2**20
 #: The longest student id.
 MAX_ID = 64
 _ID_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
+#: ANSI colour codes, raw or as pytest's JUnit report escapes them (``#x1B[31m``).
+_ANSI = re.compile(r"(\x1b|#x1B)\[[0-9;]*[A-Za-z]")
 _EXCEPTION = re.compile(r"^(?:E\s+)?([A-Za-z_][A-Za-z0-9_.]*(?:Error|Exception|Interrupt|Exit))\b", re.MULTILINE)
 
 
@@ -197,11 +199,13 @@ class Run:
     """What one nbval run left: the grader's observations, nbval's report and the values recorded."""
 
     outcome: RunOutcome
-    report: dict[int, tuple[str, str]] | None  #: code cell number -> (outcome, message); untrusted
+    report: dict[int, tuple[str, str, float]] | None  #: code cell number -> (outcome, message, seconds); untrusted
     values: dict[tuple, dict]  #: (exercise, name, what, n) -> entry, and (exercise, name) -> error entry
 
 
-def graded_notebook(instructor_nb: nbformat.NotebookNode, sheet: Sheet, student_nb: nbformat.NotebookNode):
+def graded_notebook(
+    instructor_nb: nbformat.NotebookNode, sheet: Sheet, student_nb: nbformat.NotebookNode
+) -> tuple[nbformat.NotebookNode, list[str]]:
     """The instructor's notebook, without outputs, with the student's answer cells; also the flags."""
     answers: dict[str, str] = {}
     flags: list[str] = []
@@ -271,15 +275,15 @@ def _environment(scratch: Path) -> dict[str, str]:
     return env
 
 
-def _read_report(path: Path) -> dict[int, tuple[str, str]] | None:
-    """``{code cell number: (outcome, message)}`` from nbval's JUnit report; ``None`` without one."""
+def _read_report(path: Path) -> dict[int, tuple[str, str, float]] | None:
+    """``{code cell number: (outcome, message, seconds)}`` from nbval's JUnit report; ``None`` without one."""
     try:
         if path.stat().st_size > MAX_REPORT:
             return None
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError):
         return None
-    cells: dict[int, tuple[str, str]] = {}
+    cells: dict[int, tuple[str, str, float]] = {}
     for case in root.iter("testcase"):
         match = re.fullmatch(r"Cell (\d+)", case.get("name", ""))
         if not match:
@@ -289,7 +293,11 @@ def _read_report(path: Path) -> dict[int, tuple[str, str]] | None:
             element = case.find(kind)
             if element is not None:
                 outcome, message = "failed", f"{element.get('message', '')}\n{element.text or ''}"
-        cells[int(match.group(1))] = (outcome, message)
+        try:
+            seconds = float(case.get("time", "0"))
+        except ValueError:
+            seconds = 0.0
+        cells[int(match.group(1))] = (outcome, message, seconds)
     return cells
 
 
@@ -375,14 +383,14 @@ def _compare(spec: dict, got: object, student_message: object = None) -> str:
 
 
 # -- scoring -----------------------------------------------------------------------
-def score(submission: Submission, instructor: Instructor, run: Run) -> tuple[list[CheckResult], list[str]]:
+def score(instructor: Instructor, run: Run, limits: Limits) -> tuple[list[CheckResult], list[str]]:
     """Every check's result from the run's values (compared here), and notes about failed answer cells."""
     code_number = {i: n for n, i in enumerate(i for i, c in enumerate(instructor.nb.cells) if c.cell_type == "code")}
     failed_answers: dict[str, str] = {}
     for answer in instructor.sheet.answers:
-        outcome, message = (run.report or {}).get(code_number[answer.index], ("not run", ""))
-        if outcome == "failed":
-            failed_answers[answer.answer] = _answer_failure(answer.answer, message, instructor)
+        outcome = (run.report or {}).get(code_number[answer.index], ("not run", "", 0.0))
+        if outcome[0] == "failed":
+            failed_answers[answer.answer] = _answer_failure(answer.answer, outcome, limits)
     results = []
     for check in instructor.sheet.checks:
         key = (check.exercise, check.name)
@@ -409,24 +417,25 @@ def score(submission: Submission, instructor: Instructor, run: Run) -> tuple[lis
     return results, notes
 
 
-def _answer_failure(answer: str, message: str, instructor: Instructor) -> str:
+def _answer_failure(answer: str, outcome: tuple[str, str, float], limits: Limits) -> str:
     """Plain words for an answer cell that did not run to its end (from nbval's report: wording only)."""
-    if "Timeout of" in message or "KeyboardInterrupt" in message:
-        return f"your answer cell for {answer} ran past the limit per cell and was stopped"
-    if "kernel died" in message or "Kernel died" in message:
-        return f"the Python process stopped while your answer cell for {answer} ran"
-    found = _EXCEPTION.findall(message)
+    _, message, seconds = outcome
+    if seconds >= 0.95 * limits.cell_timeout_s:
+        return (
+            f"your answer cell for {answer} ran past the limit of {limits.cell_timeout_s:g} s per cell and was stopped"
+        )
+    found = _EXCEPTION.findall(_ANSI.sub("", message))
     kind = found[-1].rsplit(".", 1)[-1] if found else "an error"
     return f"your answer cell for {answer} raised {kind}, so the check could not use it"
 
 
-def status_of(outcome: RunOutcome, report: dict | None, kernel_crashed: bool) -> str:
+def status_of(outcome: RunOutcome, report: dict | None) -> str:
     """The status from what the grader observed: the wall clock, the memory, the processes' exits."""
     if outcome.timed_out:
         return "timeout"
     if outcome.out_of_memory:
         return "memory"
-    if kernel_crashed or outcome.returncode not in (0, 1) or report is None:
+    if outcome.kernel_status is not None or outcome.returncode not in (0, 1) or report is None:
         return "crashed"
     return "ok"
 
@@ -444,8 +453,8 @@ def grade_submission(
         return result
     nb, flags = graded_notebook(instructor.nb, instructor.sheet, student_nb)
     run = run_notebook(nb, limits, sandboxed, submission.student)
-    results, notes = score(submission, instructor, run)
-    status = status_of(run.outcome, run.report, run.outcome.kernel_crashed)
+    results, notes = score(instructor, run, limits)
+    status = status_of(run.outcome, run.report)
     if status != "ok":
         notes.insert(0, plain_words(status, limits, run.outcome))
     result = SubmissionResult(
@@ -453,7 +462,7 @@ def grade_submission(
     )
     if not sandboxed:
         result.flags.append("unsandboxed")
-    result.seconds = time.monotonic() - start
+    result.seconds, result.cpu_seconds = time.monotonic() - start, run.outcome.cpu_seconds
     return result
 
 

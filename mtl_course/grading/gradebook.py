@@ -61,6 +61,7 @@ class SubmissionResult:
     flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  #: CPU time of the run's processes (not in the gradebook; for benchmarks)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -104,11 +105,15 @@ def plain_words(status: str, limits: Any, outcome: Any) -> str:
             f"Your notebook used more than {limits.memory_bytes / 2**20:.0f} MiB of memory and was stopped; "
             "the checks that had not run earned nothing. Look for a very large array or a list that keeps growing."
         )
-    code = outcome.returncode
-    how = f"signal {-code}" if code < 0 else f"exit code {code}"
+    if outcome.kernel_status is not None:  # a wait status: the signal in the low bits, else the exit code
+        signal, code = outcome.kernel_status & 0x7F, outcome.kernel_status >> 8
+        how = f"the kernel ended with signal {signal}" if signal else f"the kernel exited with code {code}"
+    else:
+        code = outcome.returncode
+        how = f"nbval ended with signal {-code}" if code < 0 else f"nbval exited with code {code}"
     return (
-        "The Python process running your notebook stopped before the end (it crashed, called exit, or was killed; "
-        f"{how}); the checks after that point earned nothing."
+        "The Python process running your notebook stopped before the end (it crashed, called exit, was killed, "
+        f"or ignored an interrupt at the time limit per cell; {how}); the checks after that point earned nothing."
     )
 
 

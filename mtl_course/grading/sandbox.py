@@ -49,6 +49,9 @@ MARKER_ENV = "MTL_COURSE_GRADING_RUN"
 #: How often the grader looks at a run's memory (seconds).
 POLL_S = 0.25
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+#: Wait statuses of a kernel that ended normally: exit code 0, or jupyter_client's SIGTERM after a slow shutdown.
+CLEAN_EXITS = (0, signal.SIGTERM)
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 #: System folders every sandbox sees read-only (those that exist on this machine).
 SYSTEM_PATHS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
@@ -84,7 +87,8 @@ class RunOutcome:
     returncode: int  #: exit code; negative: killed by that signal
     timed_out: bool  #: the grader stopped it at the wall-time limit
     out_of_memory: bool  #: the grader stopped it at the memory limit
-    kernel_crashed: bool  #: a Jupyter kernel process of the run exited with an error or a signal
+    kernel_status: int | None  #: the wait status of a Jupyter kernel that exited with an error or a signal
+    cpu_seconds: float  #: CPU time of the run's processes, as the grader saw it
     seconds: float
     output: str  #: the end of its output (untrusted: for the instructor's notes only)
 
@@ -181,7 +185,9 @@ def run_limited(
     with open(log_path, "rb") as log:
         log.seek(max(0, log_path.stat().st_size - 4000))
         output = log.read().decode("utf-8", "replace")
-    return RunOutcome(proc.returncode, timed_out, out_of_memory, watch.kernel_crashed, seconds, output)
+    return RunOutcome(
+        proc.returncode, timed_out, out_of_memory, watch.kernel_status, watch.cpu_seconds, seconds, output
+    )
 
 
 def _children() -> dict[int, list[int]]:
@@ -213,11 +219,17 @@ def descendants(pid: int) -> list[int]:
 
 
 class _Watch:
-    """What the grader sees of a run in ``/proc``: its resident memory, and how its kernels ended."""
+    """What the grader sees of a run in ``/proc``: its memory, its CPU time, and how its kernels ended."""
 
     def __init__(self) -> None:
         self.kernels: set[int] = set()
-        self.kernel_crashed = False
+        self.kernel_status: int | None = None
+        self.cpu_ticks: dict[int, int] = {}  #: user + system clock ticks of each process, when last seen
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the run's processes (up to the last look at each: a few percent short)."""
+        return sum(self.cpu_ticks.values()) / TICKS
 
     def resident_bytes(self, pid: int) -> int:
         """The resident memory of ``pid`` and its descendants; notes a kernel that exited with an error."""
@@ -227,12 +239,14 @@ class _Watch:
                 with open(f"/proc/{child}/stat", "rb") as f:
                     fields = f.read().rsplit(b")", 1)[1].split()
                 if fields[0] == b"Z":  # exited, not yet reaped: its exit status is field 52
-                    self.kernel_crashed |= child in self.kernels and int(fields[49]) != 0
+                    if child in self.kernels and int(fields[49]) not in CLEAN_EXITS:
+                        self.kernel_status = int(fields[49])
                     continue
                 if child not in self.kernels:
                     with open(f"/proc/{child}/cmdline", "rb") as f:
                         if b"ipykernel" in f.read():
                             self.kernels.add(child)
+                self.cpu_ticks[child] = int(fields[11]) + int(fields[12])
                 total += int(fields[21]) * PAGE
             except (OSError, ValueError, IndexError):
                 continue

@@ -61,7 +61,7 @@ def _snapshot(folder: Path) -> dict[Path, tuple[bytes, int]]:
 def _grade(submissions: Path, out: Path, *options: str) -> pd.DataFrame:
     """Grade through the command line, as the README says; check that no submission changed."""
     before = _snapshot(submissions)
-    limits = ["--timeout", "40", "--cell-timeout", "20", "--memory-mb", "1024", "--jobs", "2"]
+    limits = ["--timeout", "50", "--cell-timeout", "20", "--memory-mb", "1024", "--jobs", "2"]
     assert main(["grade", str(submissions), "--out", str(out), *limits, *options]) == 0
     assert _snapshot(submissions) == before, "grading modified a submission"
     return pd.read_csv(out / "gradebook.csv", index_col="student", keep_default_na=False)
@@ -219,51 +219,26 @@ def _attacks(out: Path) -> dict[str, tuple[nbformat.NotebookNode | bytes, str, t
     stub = next(c for c in duplicated.cells if answer_id(c) == "ex1.1")
     duplicated.cells += [nbformat.v4.new_code_cell(stub.source, metadata=dict(stub.metadata)) for _ in range(3000)]
     good = SOLUTION.read_bytes()
+    tamper = DETACH_AND_TAMPER.format(out=str(out), targets=targets)
+    fakes = {"ex1_1": FLOAT_SUBCLASS, "ex1_2": FAKE_ALLCLOSE, "ex1_3": ALWAYS_EQUAL}
+    format_only = 'selected = feature_names[:4]\nfirst_feature = "age"'
+    lying = 'raise MemoryError("Timeout of 60 seconds exceeded; kernel died")'
+    slow = {f"ex1_{k}": _solution_answer(f"ex1.{k}") + "\nimport time\ntime.sleep(16)" for k in (1, 2, 3)}
+    bomb = "blocks = [bytearray(10**8) for _ in range(10**3)]"
+    kill9 = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
     return {
         "forger": (_with_answers(EXERCISE, ex1_1=FORGE), "crashed", (0, 0, 0, 0)),
-        "tamperer": (
-            _with_answers(EXERCISE, ex1_1=DETACH_AND_TAMPER.format(out=str(out), targets=targets)),
-            "ok",
-            (0, 0, 0, 0),
-        ),
-        "faker": (
-            _with_answers(EXERCISE, ex1_1=FLOAT_SUBCLASS, ex1_2=FAKE_ALLCLOSE, ex1_3=ALWAYS_EQUAL),
-            "ok",
-            (0, 0, 0, 0),
-        ),
-        "format_only": (
-            _with_answers(SOLUTION, ex1_3='selected = feature_names[:4]\nfirst_feature = "age"'),
-            "ok",
-            (3, 3, 0, 6),
-        ),
+        "tamperer": (_with_answers(EXERCISE, ex1_1=tamper), "ok", (0, 0, 0, 0)),
+        "faker": (_with_answers(EXERCISE, **fakes), "ok", (0, 0, 0, 0)),
+        "format_only": (_with_answers(SOLUTION, ex1_3=format_only), "ok", (3, 3, 0, 6)),
         "duplicates": (duplicated, "ok", (0, 0, 0, 0)),
-        "exception_text": (
-            _with_answers(SOLUTION, ex1_2='raise MemoryError("Timeout of 60 seconds exceeded; kernel died")'),
-            "ok",
-            (3, 0, 3, 6),
-        ),
+        "exception_text": (_with_answers(SOLUTION, ex1_2=lying), "ok", (3, 0, 3, 6)),
         "debug_print": (_with_answers(SOLUTION, ex1_1=debug), "ok", (3, 3, 3, 9)),
         "loop": (_with_answers(SOLUTION, ex1_2=LOOP), "ok", (3, 0, 3, 6)),
         "deaf_loop": (_with_answers(SOLUTION, ex1_3=DEAF_LOOP), "crashed", (3, 3, 0, 6)),  # nbval kills the kernel
-        "slow": (  # each cell within --cell-timeout, the whole run past --timeout
-            _with_answers(
-                SOLUTION,
-                ex1_2=_solution_answer("ex1.2") + "\nimport time\ntime.sleep(19)",
-                ex1_3=_solution_answer("ex1.3") + "\nimport time\ntime.sleep(19)",
-            ),
-            "timeout",
-            (3, 3, 0, 6),
-        ),
-        "memory_bomb": (
-            _with_answers(SOLUTION, ex1_3="blocks = [bytearray(10**8) for _ in range(10**3)]"),
-            "memory",
-            (3, 3, 0, 6),
-        ),
-        "kill9": (
-            _with_answers(SOLUTION, ex1_3="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
-            "crashed",
-            (3, 3, 0, 6),
-        ),
+        "slow": (_with_answers(SOLUTION, **slow), "timeout", (3, 3, 0, 6)),  # each cell in time, the run not
+        "memory_bomb": (_with_answers(SOLUTION, ex1_3=bomb), "memory", (3, 3, 0, 6)),
+        "kill9": (_with_answers(SOLUTION, ex1_3=kill9), "crashed", (3, 3, 0, 6)),
         "exit": (_with_answers(SOLUTION, ex1_2="import os\nos._exit(1)"), "crashed", (3, 0, 0, 3)),
         '=HYPERLINK("x","y")': (good[: len(good) // 2], "malformed", (0, 0, 0, 0)),
         "-2-3": (b"\x00\xff not a notebook", "malformed", (0, 0, 0, 0)),
@@ -320,7 +295,7 @@ def test_every_attack_in_one_run_earns_nothing_and_harms_no_one(tmp_path: Path) 
     assert "your answer cell for ex1.2 raised MemoryError" in feedback("exception_text")
     assert "ran past the limit of 20 s per cell" in feedback("loop") and "NameError" not in feedback("loop")
     assert "ran past the limit of 20 s per cell" in feedback("deaf_loop")
-    assert "ran past the time limit of 40 s" in feedback("slow")
+    assert "ran past the time limit of 50 s" in feedback("slow")
     assert "used more than 1024 MiB of memory" in feedback("memory_bomb")
     assert "stopped before the end" in feedback("kill9") and "the kernel ended with signal 9" in feedback("kill9")
     assert "set(selected): expected ['bmi', 'bp', 's3', 's5'], got ['age', 'bmi', 'bp', 'sex']" in feedback(

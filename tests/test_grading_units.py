@@ -185,6 +185,23 @@ def test_equal_and_permutation_compare_type_and_rows() -> None:
     assert "not the original rows" in checks.compare("permutation", split, rows, "p")
 
 
+def test_shared_sheet_helpers_seed_columns_and_read_scalars(capsys) -> None:
+    torch = pytest.importorskip("torch")
+
+    def make():
+        return torch.nn.Linear(3, 2)
+
+    first, again = checks.seeded_columns(2, 7, make), checks.seeded_columns(2, 7, make)
+    flat = [torch.cat([p.flatten() for p in col.parameters()]) for col in first]
+    assert all(p.dtype == torch.float64 for col in first for p in col.parameters())
+    assert not torch.equal(flat[0], flat[1])  # one generator for all columns: different draws
+    assert all(torch.equal(a, b) for a, b in zip(first[0].parameters(), again[0].parameters(), strict=True))
+    with checks.check("ex9.6", "scalars", points=1) as c:
+        assert checks.scalar(c, torch.tensor([2.5], requires_grad=True), "f") == 2.5
+        checks.scalar(c, torch.ones(2), "g")
+    assert "g should return a scalar torch.Tensor, got Tensor torch.Size([2])" in capsys.readouterr().out
+
+
 # -- submissions, --out and graded notebooks ----------------------------------------------
 def test_submissions_are_found_named_and_stray_files_reported(tmp_path: Path) -> None:
     subs = tmp_path / "subs"

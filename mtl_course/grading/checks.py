@@ -311,6 +311,30 @@ def _record(entry: dict) -> None:
         f.write(json.dumps(entry) + "\n")
 
 
+# -- helpers the sheets' check cells share ---------------------------------------------
+def scalar(c: Check, value: Any, what: str) -> float:
+    """A one-element tensor as a float; a hint (:meth:`Check.true`) when ``what`` returned something else."""
+    is_scalar = callable(getattr(value, "detach", None)) and callable(getattr(value, "numel", None))
+    c.true(
+        is_scalar and value.numel() == 1,
+        f"{what} should return a scalar torch.Tensor, got {type(value).__name__} {getattr(value, 'shape', '')}",
+    )
+    return float(value.detach())
+
+
+def seeded_columns(count: int, seed: int, make: Any) -> list:
+    """``count`` modules from ``make()`` in double precision, parameters drawn from one seeded generator."""
+    import torch  # only the sheets that use torch pay for it
+
+    generator = torch.Generator().manual_seed(seed)
+    columns = [make().double() for _ in range(count)]
+    with torch.no_grad():
+        for column in columns:
+            for p in column.parameters():
+                p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64))
+    return columns
+
+
 def check(exercise: str, name: str, points: int) -> Check:
     """A check of ``exercise`` worth ``points``; use it as ``with check(...) as c:``."""
     return Check(exercise, name, points)

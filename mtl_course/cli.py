@@ -134,11 +134,13 @@ def grade(args: argparse.Namespace) -> int:
     from mtl_course.grading.grade import GradingError
     from mtl_course.grading.grade import grade as grade_submissions
     from mtl_course.grading.sandbox import Limits, SandboxUnavailable
-    from mtl_course.grading.summary import write_summary
+    from mtl_course.grading.summary import read_roster, write_summary
     from mtl_course.notebooks import course_root
 
     limits = Limits(timeout_s=args.timeout, cell_timeout_s=args.cell_timeout, memory_bytes=args.memory_mb * 2**20)
     try:
+        if args.roster:
+            read_roster(Path(args.roster))  # a broken roster stops the run before anyone is graded
         results = grade_submissions(
             [Path(p) for p in args.submissions],
             Path(args.out),
@@ -149,7 +151,7 @@ def grade(args: argparse.Namespace) -> int:
             sandboxed=not args.no_sandbox,
             only=args.regrade,
         )
-    except (GradingError, SandboxUnavailable) as error:
+    except (GradingError, SandboxUnavailable, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(write_summary(results, Path(args.out), roster=Path(args.roster) if args.roster else None))

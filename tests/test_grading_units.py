@@ -310,6 +310,24 @@ def test_untrusted_text_is_escaped_in_the_csv_and_the_feedback() -> None:
     assert fenced.count("```") == 2  # only the grader's own fence around the message
 
 
+def test_summary_reports_the_roster_and_saves_a_figure(tmp_path: Path) -> None:
+    from mtl_course.grading.summary import write_summary
+
+    results = [
+        SubmissionResult(s, "01_x", Path(s), "ok", [CheckResult("ex1.1", "a", 2, p, False)])
+        for s, p in [("ana", 2), ("ben", 0), ("=eve", 2)]
+    ]
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student,name\nana,Ana A.\nben,Ben B.\ncid,Cid C.\n")
+    text = write_summary(results, tmp_path, roster=roster)
+    assert "| 01_x | ex1.1 | 3 | 1.33 | 2 | 2 | 0 | 1 |" in text
+    assert "no submission from 1: cid" in text and "not on the roster (1): '=eve" in text
+    assert (tmp_path / "summary.png").stat().st_size > 1000 and (tmp_path / "summary.txt").read_text() == text + "\n"
+    (tmp_path / "bad.csv").write_text("id,name\nana,Ana\n")
+    with pytest.raises(ValueError, match="no 'student' column"):
+        write_summary(results, tmp_path, roster=tmp_path / "bad.csv")
+
+
 # -- the sandbox ------------------------------------------------------------------------
 DETACHED = textwrap.dedent(
     """
@@ -423,3 +441,9 @@ def test_grade_checks_out_before_grading_anyone(tmp_path: Path, capsys) -> None:
     start = time.monotonic()
     assert main(["grade", str(subs.parent), "--out", str(tmp_path / "out")]) == 1
     assert "is a file, not a folder" in capsys.readouterr().err and time.monotonic() - start < 5
+    (tmp_path / "out").unlink()
+    (tmp_path / "roster.csv").write_text("id\nana\n")
+    assert (
+        main(["grade", str(subs.parent), "--out", str(tmp_path / "out"), "--roster", str(tmp_path / "roster.csv")]) == 1
+    )
+    assert "no 'student' column" in capsys.readouterr().err and not (tmp_path / "out").exists()

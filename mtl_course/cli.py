@@ -154,7 +154,8 @@ def grade(args: argparse.Namespace) -> int:
     except (GradingError, SandboxUnavailable, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(write_summary(results, Path(args.out), roster=Path(args.roster) if args.roster else None))
+    if not args.regrade:  # a regrade keeps the summary of the whole class
+        print(write_summary(results, Path(args.out), roster=Path(args.roster) if args.roster else None))
     statuses = sorted({r.status for r in results})
     counts = ", ".join(f"{sum(r.status == s for r in results)} {s}" for s in statuses)
     noun = "submission" if len(results) == 1 else "submissions"

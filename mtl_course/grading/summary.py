@@ -81,10 +81,15 @@ def _figure(results: Sequence[SubmissionResult], path: Path) -> None:
     import pandas as pd
     import seaborn as sns
 
+    several = len({r.sheet for r in results}) > 1
     data = pd.DataFrame(
-        [(f"{r.sheet} {e}", r.score(e)) for r in results for e in r.exercises], columns=["exercise", "points"]
+        [(f"{r.sheet[:2]} {e}" if several else e, r.score(e)) for r in results for e in r.exercises],
+        columns=["exercise", "points"],
     )
-    grid = sns.catplot(data=data, x="points", col="exercise", kind="count", col_wrap=4, height=2.2, color="#0072B2")
+    grid = sns.catplot(
+        data=data, x="points", col="exercise", kind="count", col_wrap=4, height=2.2, color="#0072B2", sharex=False
+    )
+    grid.set_titles("{col_name}")
     grid.set_axis_labels("points earned", "submissions")
     grid.figure.suptitle("Points per exercise", y=1.03)
     grid.figure.savefig(path, dpi=100, bbox_inches="tight")

@@ -19,7 +19,7 @@ import importlib
 import importlib.metadata
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -131,12 +131,16 @@ def release(solutions: str | None, exercises: str | None) -> int:
 
 def grade(args: argparse.Namespace) -> int:
     """Grade submissions, print a summary and where the gradebook is."""
+    from mtl_course.grading.grade import GradingError
     from mtl_course.grading.grade import grade as grade_submissions
-    from mtl_course.grading.sandbox import Limits
+    from mtl_course.grading.sandbox import Limits, SandboxUnavailable
+    from mtl_course.grading.summary import read_roster, write_summary
     from mtl_course.notebooks import course_root
 
     limits = Limits(timeout_s=args.timeout, cell_timeout_s=args.cell_timeout, memory_bytes=args.memory_mb * 2**20)
     try:
+        if args.roster:
+            read_roster(Path(args.roster))  # a broken roster stops the run before anyone is graded
         results = grade_submissions(
             [Path(p) for p in args.submissions],
             Path(args.out),
@@ -144,14 +148,34 @@ def grade(args: argparse.Namespace) -> int:
             solution=Path(args.solution) if args.solution else None,
             jobs=args.jobs,
             limits=limits,
+            sandboxed=not args.no_sandbox,
+            only=args.regrade,
         )
-    except (FileNotFoundError, ValueError) as error:
+    except (GradingError, SandboxUnavailable, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if not args.regrade:  # a regrade keeps the summary of the whole class
+        print(write_summary(results, Path(args.out), roster=Path(args.roster) if args.roster else None))
     statuses = sorted({r.status for r in results})
     counts = ", ".join(f"{sum(r.status == s for r in results)} {s}" for s in statuses)
-    print(f"graded {len(results)} submissions ({counts}); gradebook: {Path(args.out) / 'gradebook.csv'}")
+    noun = "submission" if len(results) == 1 else "submissions"
+    print(f"graded {len(results)} {noun} ({counts}); gradebook: {Path(args.out) / 'gradebook.csv'}")
     return 0
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` greater than zero."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a number greater than 0, got {text}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,10 +195,22 @@ def build_parser() -> argparse.ArgumentParser:
     grd.add_argument("--out", required=True, help="folder for gradebook.csv and feedback/")
     grd.add_argument("--solution", help="the instructor notebook every submission answers (default: by file name)")
     grd.add_argument("--solutions", help="folder of instructor notebooks (default: the course's solutions/)")
-    grd.add_argument("--jobs", type=int, default=2, help="submissions graded in parallel (default 2)")
-    grd.add_argument("--timeout", type=float, default=120, help="seconds per submission (default 120)")
-    grd.add_argument("--cell-timeout", type=float, default=60, help="seconds per cell (default 60)")
-    grd.add_argument("--memory-mb", type=int, default=2048, help="memory per process in MiB (default 2048)")
+    grd.add_argument("--jobs", type=_positive(int), default=2, help="submissions graded in parallel (default 2)")
+    grd.add_argument("--timeout", type=_positive(float), default=120, help="seconds per submission (default 120)")
+    grd.add_argument("--cell-timeout", type=_positive(float), default=60, help="seconds per cell (default 60)")
+    grd.add_argument(
+        "--memory-mb",
+        type=_positive(int),
+        default=2048,
+        help="memory of a submission's processes in MiB (default 2048)",
+    )
+    grd.add_argument("--roster", help="CSV with a column 'student' (and 'name'): report who is missing or unknown")
+    grd.add_argument("--regrade", metavar="STUDENT", help="grade only this student id; other gradebook rows stay")
+    grd.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run students' code without bubblewrap (unsafe: only where the grader itself runs in a container)",
+    )
     return parser
 
 

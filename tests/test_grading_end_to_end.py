@@ -1,13 +1,18 @@
-"""``mtl-course grade`` end to end: exact scores, and broken or hostile submissions in one run.
+"""``mtl-course grade`` end to end: exact scores, and every known attack on the grader in one run.
 
 Each submission is built from the solution or the released sheet by replacing
-answer cells. Every grading run starts Jupyter kernels, so the two tests
-share this file (one xdist worker) and each grades all its submissions in one
-``mtl-course grade`` command.
+answer cells. Every grading run starts Jupyter kernels in bubblewrap
+sandboxes, so the tests share this file (one xdist worker) and the attacks of
+issue 13 are graded together, with an honest full and an honest partial
+submission, in **one** ``mtl-course grade`` command; the honest two are then
+graded alone and must get the same rows and the same feedback.
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -16,7 +21,7 @@ import pandas as pd
 import pytest
 
 from mtl_course.cli import main
-from mtl_course.grading.format import answer_id, cell_role
+from mtl_course.grading.format import answer_id
 from mtl_course.notebooks import course_root
 
 ROOT = course_root()
@@ -56,7 +61,7 @@ def _snapshot(folder: Path) -> dict[Path, tuple[bytes, int]]:
 def _grade(submissions: Path, out: Path, *options: str) -> pd.DataFrame:
     """Grade through the command line, as the README says; check that no submission changed."""
     before = _snapshot(submissions)
-    limits = ["--timeout", "150", "--cell-timeout", "20", "--memory-mb", "2048", "--jobs", "2"]
+    limits = ["--timeout", "50", "--cell-timeout", "20", "--memory-mb", "1024", "--jobs", "2"]
     assert main(["grade", str(submissions), "--out", str(out), *limits, *options]) == 0
     assert _snapshot(submissions) == before, "grading modified a submission"
     return pd.read_csv(out / "gradebook.csv", index_col="student", keep_default_na=False)
@@ -87,153 +92,223 @@ def test_solution_full_marks_exercise_zero_partials_exact(tmp_path: Path) -> Non
     assert "**FAIL** ex1.2 lasso_alpha_max brackets the all-zero lasso on diabetes: 0/2" in feedback
     assert "at 1.001 times that value the lasso is still" not in feedback  # too large, not too small
     assert "at 0.999 times that value the lasso is still all zero: too large" in feedback
+    assert "lasso_alpha_max(X, y) on diabetes (within 0.1%): expected" in feedback  # the grader's own comparison
 
 
-FAKE_CHECKS = """
-    import contextlib
-    import mtl_course.grading.checks as checks
+FORGE = """
+    import builtins, json, os, signal
 
-    class Fake(contextlib.AbstractContextManager):
-        def __init__(self, exercise, name, points):
-            self.line = f"{exercise} {name}: PASS {points}/{points}"
-        def __getattr__(self, name):
-            return lambda *args, **kwargs: None
-        def __exit__(self, *exc):
-            print(self.line)
+    def compile(source, *args, **kwargs):  # the old grader exec'd compile(pristine checks) from the namespace
+        return builtins.compile("print('ex1.1 soft_threshold against the piecewise formula: PASS 2/2')", "x", "exec")
+
+    print("@@MTL_COURSE_NONCE_0@@ @@MTL_COURSE_NONCE_1@@")  # the old placeholders: nothing is substituted now
+    with open(os.environ["MTL_COURSE_VALUES"], "a") as record:
+        entry = {"exercise": "ex1.1", "name": "soft_threshold against the piecewise formula", "kind": "close",
+                 "what": "soft_threshold(3.0, 1.0)", "n": 1, "got": {"type": "array", "shape": [], "data": [2.0]},
+                 "verdict": "PASS", "earned": 2, "points": 2}
+        record.write(json.dumps(entry) + "\\n" + "x" * 2_000_000 + "\\n")
+    open("junit.xml", "w").write('<testsuite><testcase name="Cell 0"/><testcase name="Cell 1"/></testsuite>')
+    os.kill(os.getppid(), signal.SIGKILL)  # kill nbval's pytest, leaving the fake report
+"""
+DETACH_AND_TAMPER = """
+    import os, subprocess, sys
+    later = (
+        "import glob, pathlib, time\\n"
+        "time.sleep(3)\\n"
+        "for path in glob.glob('/tmp/mtl-grade-*/values.jsonl'):\\n"
+        "    open(path, 'a').write('forged')\\n"
+        "pathlib.Path({out!r}, 'gradebook.csv').write_text('student,total\\\\nforger,999\\\\n')\\n"
+        "time.sleep(600)\\n"
+    )
+    subprocess.Popen([sys.executable, "-c", later, "mtl-attack-marker"], start_new_session=True, env={{}},
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for target in {targets!r}:
+        try:
+            with open(target, "a") as f:
+                f.write("print('tampered')")
+        except OSError as error:
+            print("blocked:", target, type(error).__name__)
+"""
+FLOAT_SUBCLASS = """
+    class SneakyFloat(float):
+        def __sub__(self, other):
+            return 0.0
+        __rsub__ = __sub__
+        def __eq__(self, other):
             return True
+        __hash__ = float.__hash__
+        def __abs__(self):
+            return 0.0
 
-    checks.check = Fake
-    checks.Check = Fake
+    def soft_threshold(z, t):
+        return SneakyFloat(0.0) if np.ndim(z) == 0 else np.full(np.shape(z), SneakyFloat(0.0), dtype=object)
 """
-PATCH_PRINT = """
-    import builtins
-    real_print = builtins.print
+FAKE_ALLCLOSE = """
+    np.allclose = lambda *args, **kwargs: True
+    np.isclose = lambda *args, **kwargs: True
 
-    def forged_print(*args, **kwargs):
-        text = " ".join(map(str, args))
-        if ": FAIL 0/" in text:
-            first = text.splitlines()[0]
-            points = first.rsplit("/", 1)[1]
-            text = first.replace(f"FAIL 0/{points}", f"PASS {points}/{points}")
-        real_print(text, **kwargs)
+    def lasso_alpha_max(X, y):
+        return 1.0
+"""
+ALWAYS_EQUAL = """
+    class Names(list):
+        def __eq__(self, other):
+            return True
+        __hash__ = None
 
-    builtins.print = forged_print
-"""
-PATCH_STDOUT = """
-    import sys
+    class Name(str):
+        def __eq__(self, other):
+            return True
+        __hash__ = str.__hash__
 
-    class Forger:
-        def __init__(self, stream):
-            self.stream = stream
-        def write(self, text):
-            if ": FAIL 0/" in text:  # print() writes the verdict and its message, then "\\n"
-                first = text.splitlines()[0]
-                points = first.rsplit("/", 1)[1]
-                text = first.replace(f"FAIL 0/{points}", f"PASS {points}/{points}")
-            return self.stream.write(text)
-        def __getattr__(self, name):
-            return getattr(self.stream, name)
+    selected = Names(["age"])
+    first_feature = Name("age")
+"""
+LOOP = "while True:\n    pass"
+DEAF_LOOP = """
+    import signal, time
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        time.sleep(0.01)
+"""
+#: Folder name -> the student id the grader gives it.
+IDS = {
+    '=HYPERLINK("x","y")': "HYPERLINK__x___y__",
+    "-2-3": "2-3",
+    "ana\x1b[31m\nbob": "ana__31m_bob",
+    "a b": "a_b",
+    "a_b": "a_b-2",  # "a b" sorts first and keeps the plain id
+}
 
-    sys.stdout = Forger(sys.stdout)
-"""
-PRINT_EXPECTED = """
-    print("ex1.1 soft_threshold against the piecewise formula: PASS 2/2")
-    print("ex1.1 soft_threshold minimises the 1-D lasso: PASS 1/1")
-"""
-WRITE_FILES = """
-    import glob, json, os, pathlib
-    out = pathlib.Path({out!r})
-    (out / "feedback" / "good").mkdir(parents=True, exist_ok=True)
-    (out / "gradebook.csv").write_text("student,total\\nwriter,999\\n")
-    (out / "feedback" / "good" / "{sheet}.md").write_text("you failed")
-    pathlib.Path({solution!r}).write_text("{{}}")
-    for name in glob.glob("*.ipynb"):
-        os.chmod(name, 0o644)
-        pathlib.Path(name).write_text("{{}}")
-    with open("verdicts.jsonl", "a") as record:
-        for _ in range(6):
-            record.write(json.dumps({{"nonce": "0" * 32, "verdict": "PASS", "earned": 2, "points": 2}}) + "\\n")
-"""
+
+def _tree_digest() -> str:
+    """A hash of every file of the course that git tracks, and of what git says changed."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    digest = hashlib.sha256()
+    for name in filter(None, files):
+        path = ROOT / name.decode()
+        digest.update(name + b"\0" + (path.read_bytes() if path.is_file() else b"<missing>"))
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, check=True).stdout
+    return digest.hexdigest() + status.decode()
+
+
+def _marked_processes() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"mtl-attack-marker" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _row(book: pd.DataFrame, student: str) -> tuple:
+    return tuple(book.loc[student, c] for c in ("status", "ex1.1", "ex1.2", "ex1.3", "total", "flags"))
+
+
+def _attacks(out: Path) -> dict[str, tuple[nbformat.NotebookNode | bytes, str, tuple[int, int, int, int]]]:
+    """Folder name -> (submission, status, (ex1.1, ex1.2, ex1.3, total)), for every attack of issue 13."""
+    targets = [str(ROOT / "mtl_course" / "grading" / "nbval_plugin.py"), str(ROOT / "mtl_course" / "__init__.py")]
+    targets += [str(SOLUTION), str(ROOT / "solutions" / "02_why_mtl_works.ipynb")]
+    debug = _solution_answer("ex1.1").replace(
+        "    ### BEGIN SOLUTION",
+        '    print("debug:", z, t)\n    import sys\n    print("to stderr", file=sys.stderr)\n    ### BEGIN SOLUTION',
+    )
+    duplicated = nbformat.read(EXERCISE, as_version=4)
+    stub = next(c for c in duplicated.cells if answer_id(c) == "ex1.1")
+    duplicated.cells += [nbformat.v4.new_code_cell(stub.source, metadata=dict(stub.metadata)) for _ in range(3000)]
+    good = SOLUTION.read_bytes()
+    tamper = DETACH_AND_TAMPER.format(out=str(out), targets=targets)
+    fakes = {"ex1_1": FLOAT_SUBCLASS, "ex1_2": FAKE_ALLCLOSE, "ex1_3": ALWAYS_EQUAL}
+    format_only = 'selected = feature_names[:4]\nfirst_feature = "age"'
+    lying = 'raise MemoryError("Timeout of 60 seconds exceeded; kernel died")'
+    slow = {f"ex1_{k}": _solution_answer(f"ex1.{k}") + "\nimport time\ntime.sleep(16)" for k in (1, 2, 3)}
+    bomb = "blocks = [bytearray(10**8) for _ in range(10**3)]"
+    kill9 = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    return {
+        "forger": (_with_answers(EXERCISE, ex1_1=FORGE), "crashed", (0, 0, 0, 0)),
+        "tamperer": (_with_answers(EXERCISE, ex1_1=tamper), "ok", (0, 0, 0, 0)),
+        "faker": (_with_answers(EXERCISE, **fakes), "ok", (0, 0, 0, 0)),
+        "format_only": (_with_answers(SOLUTION, ex1_3=format_only), "ok", (3, 3, 0, 6)),
+        "duplicates": (duplicated, "ok", (0, 0, 0, 0)),
+        "exception_text": (_with_answers(SOLUTION, ex1_2=lying), "ok", (3, 0, 3, 6)),
+        "debug_print": (_with_answers(SOLUTION, ex1_1=debug), "ok", (3, 3, 3, 9)),
+        "loop": (_with_answers(SOLUTION, ex1_2=LOOP), "ok", (3, 0, 3, 6)),
+        "deaf_loop": (_with_answers(SOLUTION, ex1_3=DEAF_LOOP), "crashed", (3, 3, 0, 6)),  # nbval kills the kernel
+        "slow": (_with_answers(SOLUTION, **slow), "timeout", (3, 3, 0, 6)),  # each cell in time, the run not
+        "memory_bomb": (_with_answers(SOLUTION, ex1_3=bomb), "memory", (3, 3, 0, 6)),
+        "kill9": (_with_answers(SOLUTION, ex1_3=kill9), "crashed", (3, 3, 0, 6)),
+        "exit": (_with_answers(SOLUTION, ex1_2="import os\nos._exit(1)"), "crashed", (3, 0, 0, 3)),
+        '=HYPERLINK("x","y")': (good[: len(good) // 2], "malformed", (0, 0, 0, 0)),
+        "-2-3": (b"\x00\xff not a notebook", "malformed", (0, 0, 0, 0)),
+        "ana\x1b[31m\nbob": (b"{}", "malformed", (0, 0, 0, 0)),
+        "a b": (b"[]", "malformed", (0, 0, 0, 0)),
+        "a_b": (b"null", "malformed", (0, 0, 0, 0)),
+    }
 
 
 @pytest.mark.slow
-def test_broken_and_hostile_submissions_only_hurt_themselves(tmp_path: Path) -> None:
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+def test_every_attack_in_one_run_earns_nothing_and_harms_no_one(tmp_path: Path) -> None:
     subs, out = tmp_path / "submissions", tmp_path / "out"
-    solution_copy = tmp_path / "instructor" / f"{SHEET}.ipynb"  # a file the "writer" overwrites
-    solution_copy.parent.mkdir()
-    solution_copy.write_bytes(SOLUTION.read_bytes())
-    good = SOLUTION.read_bytes()
-    reordered = nbformat.read(SOLUTION, as_version=4)
-    reordered.cells = [c for c in reordered.cells if answer_id(c) != "ex1.3"][::-1]
-    reordered.cells.insert(2, nbformat.v4.new_code_cell('raise RuntimeError("an extra cell")'))
-    next(c for c in reordered.cells if "check" in cell_role(c)).source = 'print("an edited check cell: PASS")'
-    cheater = _with_answers(EXERCISE, ex1_1=PRINT_EXPECTED)
-    for cell in cheater.cells:
-        if "check" in cell_role(cell):
-            cell.source = "# NBVAL_CHECK_OUTPUT\nprint('ex1.1 soft_threshold against the piecewise formula: PASS 2/2')"
-    cases = {  # student: (submission, status, total)
-        "good": (good, "ok", 9),
-        "loop": (_with_answers(SOLUTION, ex1_2="while True:\n    pass"), "timeout", 6),
-        "deaf_loop": (
-            _with_answers(
-                SOLUTION,
-                ex1_3="""
-            import signal, time
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            while True:
-                time.sleep(0.01)
-        """,
-            ),
-            "timeout",
-            6,
-        ),
-        "memory_bomb": (
-            _with_answers(SOLUTION, ex1_1="blocks = [bytearray(10**8) for _ in range(10**3)]"),
-            "memory",
-            6,
-        ),
-        "exit": (_with_answers(SOLUTION, ex1_2="import os\nos._exit(1)"), "crashed", 3),
-        "kill9": (
-            _with_answers(SOLUTION, ex1_3="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
-            "crashed",
-            6,
-        ),
-        "truncated": (good[: len(good) // 2], "malformed", 0),
-        "garbage": (b"\x00\xff not a notebook", "malformed", 0),
-        "reordered": (reordered, "ok", 6),
-        "huge_output": (
-            _with_answers(SOLUTION, ex1_1=_solution_answer("ex1.1") + '\nprint("x" * 20_000_000)'),
-            "ok",
-            9,
-        ),
-        "exception": (_with_answers(SOLUTION, ex1_2='raise RuntimeError("boom")'), "ok", 6),
-        "patch_checks": (_with_answers(EXERCISE, ex1_1=FAKE_CHECKS), "ok", 0),
-        "patch_print": (_with_answers(EXERCISE, ex1_1=PATCH_PRINT), "ok", 0),
-        "patch_stdout": (_with_answers(EXERCISE, ex1_1=PATCH_STDOUT), "ok", 0),
-        "cheater": (cheater, "ok", 0),
-        "writer": (
-            _with_answers(EXERCISE, ex1_1=WRITE_FILES.format(out=str(out), sheet=SHEET, solution=str(solution_copy))),
-            "ok",
-            0,
-        ),
+    long_name = "honest_partial_" + "x" * 235
+    ids = {**IDS, long_name: long_name[:64]}
+    wrong_alpha = "def lasso_alpha_max(X, y):\n    return float(np.max(np.abs(X.T @ y)))  # forgot the 1/n"
+    cases = {
+        "honest_full": (nbformat.read(SOLUTION, as_version=4), "ok", (3, 3, 3, 9)),
+        long_name: (_with_answers(SOLUTION, ex1_2=wrong_alpha), "ok", (3, 0, 3, 6)),
+        **_attacks(out),
     }
-    for student, (submission, _, _) in cases.items():
-        path = subs / f"{student}.ipynb"
-        path.parent.mkdir(exist_ok=True)
-        if isinstance(submission, bytes):
-            path.write_bytes(submission)
-        else:
-            nbformat.write(submission, path)
-    book = _grade(subs, out, "--solution", str(solution_copy))
-    got = {s: (book.loc[s, "status"], int(book.loc[s, "total"])) for s in cases}
-    assert got == {s: (status, total) for s, (_, status, total) in cases.items()}
+    for folder, (submission, _, _) in cases.items():
+        _write(subs, folder, submission)
+    (subs / "honest_full" / "Untitled.ipynb").write_bytes(SOLUTION.read_bytes())  # a stray notebook
+    (subs / "symlinked").mkdir()
+    (subs / "symlinked" / f"{SHEET}.ipynb").symlink_to(SOLUTION)
+    (subs / ".ipynb_checkpoints").mkdir()
+    (subs / ".ipynb_checkpoints" / f"{SHEET}.ipynb").write_bytes(SOLUTION.read_bytes())
+    tree = _tree_digest()
+
+    book = _grade(subs, out)
+
+    assert _tree_digest() == tree, "grading changed the course"
+    assert not _marked_processes(), "a process started by a submission outlived the run"
+    points = ("ex1.1", "ex1.2", "ex1.3", "total")
+    got = {
+        f: (book.loc[ids.get(f, f), "status"], tuple(int(book.loc[ids.get(f, f), c]) for c in points)) for f in cases
+    }
+    assert got == {f: (status, scores) for f, (_, status, scores) in cases.items()}
+    assert len(book) == len(cases) and "symlinked" not in book.index and "Untitled" not in book.index
     flags = book["flags"].to_dict()
-    assert "missing-answer:ex1.3" in flags["reordered"]
-    assert "suspicious:mtl_course.grading" in flags["patch_checks"]
-    assert "unrecorded-pass:ex1.1" in flags["patch_print"] and "suspicious:builtins" in flags["patch_print"]
-    assert "unrecorded-pass:ex1.1" in flags["patch_stdout"] and "suspicious:sys.stdout" in flags["patch_stdout"]
-    assert "grader-files-modified" in flags["writer"]
-    assert "unrecorded-pass" not in flags["good"]
-    assert "boom" in (out / "feedback" / "exception" / f"{SHEET}.md").read_text()
-    assert "**Score: 9 / 9**" in (out / "feedback" / "good" / f"{SHEET}.md").read_text()
-    assert solution_copy.read_text() == "{}"  # the writer did write; the grader had read it before
+    assert flags["honest_full"] == flags["debug_print"] == "" and flags[long_name[:64]] == "renamed"
+    assert flags["a_b"] == "renamed" and flags["a_b-2"] == "id-collision"
+    assert flags["duplicates"] == "duplicate-answer"
+    text = (out / "gradebook.csv").read_text()
+    assert "\x1b" not in text and "forger,999" not in text and len(text.splitlines()) == len(cases) + 1
+    assert all(line[:1] not in "=+-@" for line in text.splitlines())
+
+    def feedback(student: str, folder: Path = out) -> str:
+        return (folder / "feedback" / student / f"{SHEET}.md").read_text()
+
+    assert "**Score: 9 / 9**" in feedback("honest_full") and "**Score: 9 / 9**" in feedback("debug_print")
+    assert "PASS" not in feedback("forger").replace("**PASS**", "")
+    assert "your answer cell for ex1.2 raised MemoryError" in feedback("exception_text")
+    assert "ran past the limit of 20 s per cell" in feedback("loop") and "NameError" not in feedback("loop")
+    assert "ran past the limit of 20 s per cell" in feedback("deaf_loop")
+    assert "ran past the time limit of 50 s" in feedback("slow")
+    assert "used more than 1024 MiB of memory" in feedback("memory_bomb")
+    assert "stopped before the end" in feedback("kill9") and "the kernel ended with signal 9" in feedback("kill9")
+    assert "set(selected): expected ['bmi', 'bp', 's3', 's5'], got ['age', 'bmi', 'bp', 'sex']" in feedback(
+        "format_only"
+    )
+    assert "first_feature: expected 'bmi', got 'age'" in feedback("faker")  # the str subclass's real text
+
+    # the honest two, graded alone, get the same rows and the same feedback
+    alone = tmp_path / "alone"
+    for folder in ("honest_full", long_name):
+        shutil.copytree(subs / folder, alone / folder)
+    (alone / "honest_full" / "Untitled.ipynb").unlink()
+    book_alone = _grade(alone, tmp_path / "out_alone")
+    for student in ("honest_full", long_name[:64]):
+        assert _row(book_alone, student) == _row(book, student)
+        assert feedback(student) == feedback(student, tmp_path / "out_alone")

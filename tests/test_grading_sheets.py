@@ -10,7 +10,9 @@ and the parametrised tests read its gradebook and feedback.
 Sheet 01 is left out: ``test_grading_end_to_end.py`` grades it with exact
 partial scores and broken or hostile submissions. The expected points come
 from the sheet format (:func:`parse_sheet` on the instructor's notebook), not
-from the gradebook, so a check that silently stopped counting fails here.
+from the gradebook, so a check that silently stopped counting fails here. The
+run itself also refuses a solution that fails its own checks, or a check that
+records no value for the grader to compare.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ ROOT = course_root()
 #: Sheets whose grading is covered elsewhere (``test_grading_end_to_end.py``).
 COVERED = {"01_lasso_inductive_bias"}
 SHEETS = [p.stem for p in sorted((ROOT / "solutions").glob("*.ipynb")) if p.stem not in COVERED]
-#: Torch sheets need more than the grader's default 2048 MiB of address space (README, "Grading").
-LIMITS = ["--timeout", "180", "--cell-timeout", "60", "--memory-mb", "4096", "--jobs", "2"]
+#: Generous time limits: the machine running the tests may be busy.
+LIMITS = ["--timeout", "180", "--cell-timeout", "60", "--jobs", "2"]
 SUBMISSIONS = {"solution": "solutions", "released": "exercises"}  # student -> folder the notebook comes from
 
 

@@ -19,11 +19,12 @@ from the student's cell with the same answer id.
 
 **Check cells** — ``{"check": "ex1.1", "points": 2}``, plus ``"hidden": true``
 for a check that only the instructor's notebook has. A check cell starts with
-``# NBVAL_CHECK_OUTPUT``, imports its helpers with exactly the line
-``from mtl_course.grading import checks`` (the grader swaps that line for a
-pristine copy) and prints one verdict line through
-:func:`mtl_course.grading.checks.check`; its stored output must be the
-passing verdict ``ex1.1 <name>: PASS 2/2`` with the points of its metadata.
+``# NBVAL_CHECK_OUTPUT`` and records the student's values through
+:func:`mtl_course.grading.checks.check` (see that module for how they are
+compared); its stored output must start with the passing verdict
+``ex1.1 <name>: PASS 2/2`` with the points of its metadata. The pair
+``(exercise, name)`` is unique in a sheet. A hidden check names no expected
+value: the grader compares with the instructor's own run.
 
 Every other cell (prompts, set-up code, plots) is the instructor's and is
 never taken from a submission.
@@ -40,8 +41,6 @@ METADATA_KEY = "mtl_course"
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
-#: The one line by which a check cell imports its helpers.
-CHECKS_IMPORT = "from mtl_course.grading import checks"
 #: A verdict line printed by :class:`mtl_course.grading.checks.Check`.
 VERDICT = re.compile(r"^(?P<exercise>\S+) (?P<name>.+): (?P<verdict>PASS|FAIL) (?P<earned>\d+)/(?P<points>\d+)$")
 
@@ -99,10 +98,6 @@ def answer_id(cell: Any) -> str | None:
     return answer if cell.get("cell_type") == "code" and isinstance(answer, str) else None
 
 
-def is_check(cell: Any) -> bool:
-    return "check" in cell_role(cell)
-
-
 def parse_sheet(nb: Any, name: str) -> Sheet:
     """Validate an executed instructor notebook and return its answer and check cells."""
     answers: list[AnswerCell] = []
@@ -118,6 +113,10 @@ def parse_sheet(nb: Any, name: str) -> Sheet:
     duplicates = sorted({a for a in ids if ids.count(a) > 1})
     if duplicates:
         raise SheetFormatError(f"{name}: answer ids {duplicates} are used by more than one cell")
+    names = [(c.exercise, c.name) for c in checks]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SheetFormatError(f"{name}: checks {repeated} share an exercise id and a name; name each check once")
     if not checks:
         raise SheetFormatError(f"{name}: no check cells (metadata {{'{METADATA_KEY}': {{'check': ...}}}})")
     return Sheet(name, tuple(answers), tuple(checks))
@@ -147,15 +146,14 @@ def _parse_check(cell: Any, role: dict, where: str, index: int) -> CheckCell:
     lines = cell.source.splitlines()
     if not lines or lines[0].strip() != CHECK_MARKER:
         raise SheetFormatError(f"{where}: a check cell starts with the line {CHECK_MARKER!r}")
-    if lines.count(CHECKS_IMPORT) != 1 or [line.strip() for line in lines].count(CHECKS_IMPORT) != 1:
-        raise SheetFormatError(f"{where}: a check cell imports its helpers with the unindented line {CHECKS_IMPORT!r}")
     text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
     verdicts = [m for m in map(VERDICT.match, text.splitlines()) if m]
     verdict = verdicts[0] if len(verdicts) == 1 else None
     expected = f"PASS {points}/{points}"
     if verdict is None or verdict["exercise"] != exercise or verdict[0].rsplit(": ", 1)[1] != expected:
         raise SheetFormatError(
-            f"{where}: the stored output of check {exercise!r} must be one verdict line '{exercise} <name>: {expected}', "
+            f"{where}: the stored output of check {exercise!r} must have one verdict line "
+            f"'{exercise} <name>: {expected}', "
             f"got {text.strip()[:200]!r}; run `mtl-course execute` on the solution"
         )
     return CheckCell(index, exercise, points, hidden, verdicts[0]["name"])

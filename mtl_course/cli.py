@@ -1,4 +1,4 @@
-"""The ``mtl-course`` command.
+"""The ``mtl-course`` command: check the installation, run the notebooks, release and grade exercise sheets.
 
 ``mtl-course doctor``
     Checks the installation: versions, device, GPU, where the notebooks are.
@@ -10,6 +10,10 @@
 ``mtl-course grade SUBMISSION ... --out DIR``
     Grades submitted notebooks (files or folders) into ``DIR/gradebook.csv``
     and ``DIR/feedback/<student>/<sheet>.md``.
+
+An ordinary mistake (a missing file, a file that is not a notebook, a folder
+that cannot be written) ends with one line that says what was wrong and exit
+code 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import os
 import platform
 import sys
 from collections.abc import Callable, Sequence
@@ -103,14 +108,38 @@ def doctor(out: TextIO | None = None) -> int:
     return 0
 
 
-def execute(paths: Sequence[str], timeout: int) -> int:
-    """Execute notebooks in place and print a table of their run times."""
-    from mtl_course.notebooks import course_notebooks, execute_notebook
+class UsageError(Exception):
+    """An ordinary mistake on the command line: reported in one line, exit code 1."""
+
+
+def _notebook_paths(paths: Sequence[str]) -> list[Path]:
+    """The notebooks to execute, each checked to be a readable ``.ipynb`` file that parses as a notebook."""
+    import nbformat
+
+    from mtl_course.notebooks import course_notebooks
 
     notebooks = [Path(p) for p in paths] or course_notebooks()
     if not notebooks:
-        print("no notebooks found", file=sys.stderr)
-        return 1
+        raise UsageError("no notebooks found (the course's lectures/ and solutions/ are empty)")
+    for path in notebooks:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+        if path.suffix != ".ipynb":
+            raise UsageError(f"{path}: not a notebook (expected a .ipynb file)")
+        try:
+            nbformat.read(path, as_version=4)
+        except Exception as error:  # nbformat raises several kinds for a file that is not JSON or not a notebook
+            raise UsageError(f"{path}: not a readable notebook ({type(error).__name__})") from None
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"{path}: cannot write the executed notebook back (the file is read-only)")
+    return notebooks
+
+
+def execute(paths: Sequence[str], timeout: float) -> int:
+    """Execute notebooks in place and print a table of their run times."""
+    from mtl_course.notebooks import execute_notebook
+
+    notebooks = _notebook_paths(paths)
     print("| notebook | seconds |\n| --- | ---: |")
     for path in notebooks:
         result = execute_notebook(path, timeout=timeout)
@@ -120,11 +149,24 @@ def execute(paths: Sequence[str], timeout: int) -> int:
 
 def release(solutions: str | None, exercises: str | None) -> int:
     """Write the released sheets and list them."""
+    from mtl_course.grading.format import SheetFormatError
     from mtl_course.grading.release import release as release_sheets
     from mtl_course.notebooks import course_root
 
     root = course_root()
-    for path in release_sheets(Path(solutions or root / "solutions"), Path(exercises or root / "exercises")):
+    source, target = Path(solutions or root / "solutions"), Path(exercises or root / "exercises")
+    if not source.is_dir():
+        raise UsageError(f"--solutions {source}: no such folder")
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"--exercises {target}: not a folder")
+    writable = target if target.exists() else target.parent
+    if not os.access(writable, os.W_OK):
+        raise UsageError(f"--exercises {target}: cannot write there")
+    try:
+        written = release_sheets(source, target)
+    except (FileNotFoundError, SheetFormatError) as error:
+        raise UsageError(str(error)) from None
+    for path in written:
         print(f"released {path}")
     return 0
 
@@ -178,17 +220,57 @@ def _positive(kind: type) -> Callable[[str], float]:
     return parse
 
 
+def _command(commands: argparse._SubParsersAction, name: str, summary: str, details: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` says what it reads, what it writes, and gives an example."""
+    return commands.add_parser(
+        name, help=summary, description=f"{summary}.\n\n{details}", formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mtl-course", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("doctor", help="check the installation, the device and the notebooks")
-    run = commands.add_parser("execute", help="execute notebooks in place (default: all)")
+    from mtl_course import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="mtl-course",
+        description=__doc__.split("\n")[0].replace("``", ""),
+        epilog="Run `mtl-course COMMAND --help` for what a command reads, writes and an example.",
+    )
+    parser.add_argument("--version", action="version", version=f"mtl-course {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _command(
+        commands,
+        "doctor",
+        "check the installation, the device and the notebooks",
+        "Reads the installed packages and the course folder; writes nothing.\n"
+        "Exits 1 when something the course needs is missing.\n\nexample: mtl-course doctor",
+    )
+    run = _command(
+        commands,
+        "execute",
+        "execute notebooks top to bottom in place and print their run times",
+        "Reads each notebook and OVERWRITES it with its fresh outputs (default: every lecture and solution).\n\n"
+        "example: mtl-course execute lectures/01_lasso_inductive_bias.ipynb",
+    )
     run.add_argument("notebooks", nargs="*", help="notebooks to execute (default: lectures and solutions)")
-    run.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
-    rel = commands.add_parser("release", help="write exercises/ from solutions/")
+    run.add_argument("--timeout", type=_positive(float), default=600, help="seconds per cell (default 600)")
+    rel = _command(
+        commands,
+        "release",
+        "write the students' sheets exercises/ from solutions/",
+        "Reads solutions/NN_slug.ipynb and OVERWRITES exercises/NN_slug.ipynb with the solution code stubbed,\n"
+        "the hidden checks removed and the outputs cleared.\n\nexample: mtl-course release",
+    )
     rel.add_argument("--solutions", help="folder of solution notebooks (default: the course's solutions/)")
     rel.add_argument("--exercises", help="folder to write the sheets to (default: the course's exercises/)")
-    grd = commands.add_parser("grade", help="grade submissions into a gradebook and feedback files")
+    grd = _command(
+        commands,
+        "grade",
+        "grade submitted notebooks into a gradebook and feedback files",
+        "Reads the submissions (never modifies them) and the instructor's solutions/; writes\n"
+        "OUT/gradebook.csv, OUT/feedback/<student>/<sheet>.md and a per-exercise summary.\n"
+        "Each submission runs in a bubblewrap sandbox.\n\n"
+        "example: mtl-course grade submissions/ --out gradebook/",
+    )
     grd.add_argument(
         "submissions", nargs="+", help="notebooks, or folders of <student>.ipynb or <student>/<sheet>.ipynb"
     )
@@ -216,15 +298,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "doctor":
-        return doctor()
-    if args.command == "execute":
-        return execute(args.notebooks, args.timeout)
-    if args.command == "release":
-        return release(args.solutions, args.exercises)
-    if args.command == "grade":
-        return grade(args)
-    raise AssertionError(f"unhandled command {args.command}")  # argparse rejects unknown ones
+    commands = {
+        "doctor": lambda: doctor(),
+        "execute": lambda: execute(args.notebooks, args.timeout),
+        "release": lambda: release(args.solutions, args.exercises),
+        "grade": lambda: grade(args),
+    }
+    try:
+        return commands[args.command]()
+    except UsageError as error:
+        print(f"mtl-course {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ class ExecutionResult:
 
 
 def execute_notebook(
-    path: Path, timeout: int = 600, kernel_name: str = "python3", cwd: Path | None = None
+    path: Path, timeout: float = 600, kernel_name: str = "python3", cwd: Path | None = None
 ) -> ExecutionResult:
     """Execute ``path`` in place in the current environment and return its wall time.
 

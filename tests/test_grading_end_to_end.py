@@ -11,6 +11,7 @@ graded alone and must get the same rows and the same feedback.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import textwrap
@@ -249,7 +250,10 @@ def _attacks(out: Path) -> dict[str, tuple[nbformat.NotebookNode | bytes, str, t
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+@pytest.mark.skipif(
+    shutil.which("bwrap") is None and os.environ.get("CI") != "true",  # under CI a missing bwrap fails the test
+    reason="bubblewrap is not installed (apt install bubblewrap)",
+)
 def test_every_attack_in_one_run_earns_nothing_and_harms_no_one(tmp_path: Path) -> None:
     subs, out = tmp_path / "submissions", tmp_path / "out"
     long_name = "honest_partial_" + "x" * 235

@@ -450,3 +450,17 @@ def test_grade_checks_out_before_grading_anyone(tmp_path: Path, capsys) -> None:
         main(["grade", str(subs.parent), "--out", str(tmp_path / "out"), "--roster", str(tmp_path / "roster.csv")]) == 1
     )
     assert "no 'student' column" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_course_under_tmp_stays_visible_in_the_sandbox(tmp_path: Path) -> None:
+    """The private /tmp is mounted before the course and its environment are bound, so a checkout that lives
+    under /tmp (a CI clone) is not hidden by it (found by a fresh-clone CI run in /tmp)."""
+    command = sandbox.sandbox_command(["true"], tmp_path)
+    private_tmp = command.index("/tmp", command.index("--tmpfs"))
+    binds = [
+        i
+        for i, arg in enumerate(command)
+        if arg == "--ro-bind" and command[i + 1] in map(str, sandbox.readable_paths())
+    ]
+    assert binds and all(private_tmp < i for i in binds)
+    assert command.index("--bind") > private_tmp  # the scratch folder, often under /tmp, too

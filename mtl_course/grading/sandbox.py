@@ -110,10 +110,12 @@ def sandbox_command(cmd: Sequence[str], scratch: Path) -> list[str]:
             wrap += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             wrap += ["--ro-bind", path, path]
+    # the private /tmp first: a course or virtual environment that lives under /tmp is bound on top of it
+    wrap += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     for path in readable_paths():
         wrap += ["--ro-bind", str(path), str(path)]
     scratch = str(Path(scratch).resolve())
-    wrap += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", scratch, scratch]
+    wrap += ["--bind", scratch, scratch]
     wrap += ["--unshare-all", "--die-with-parent", "--new-session", "--chdir", scratch, "--"]
     return wrap + list(cmd)
 

@@ -195,7 +195,7 @@ def check_out(out: Path, paths: Sequence[Path]) -> None:
 
 # -- building and running the graded notebook -----------------------------------------
 @dataclass(frozen=True)
-class Run:
+class NotebookRun:
     """What one nbval run left: the grader's observations, nbval's report and the values recorded."""
 
     outcome: RunOutcome
@@ -232,7 +232,7 @@ def graded_notebook(
     return nb, list(dict.fromkeys(flags))
 
 
-def run_notebook(nb: nbformat.NotebookNode, limits: Limits, sandboxed: bool, label: str) -> Run:
+def run_notebook(nb: nbformat.NotebookNode, limits: Limits, sandboxed: bool, label: str) -> NotebookRun:
     """Run ``nb`` with nbval under ``limits`` in a fresh scratch folder; read what it left, then delete it."""
     scratch = Path(tempfile.mkdtemp(prefix=f"mtl-grade-{label[:40]}-"))
     try:
@@ -248,7 +248,7 @@ def run_notebook(nb: nbformat.NotebookNode, limits: Limits, sandboxed: bool, lab
             *("--junitxml=junit.xml", GRADED_NAME),
         ]
         outcome = run_limited(cmd, scratch, limits, _environment(scratch), sandboxed=sandboxed)
-        return Run(outcome, _read_report(scratch / "junit.xml"), read_values(scratch / VALUES_NAME))
+        return NotebookRun(outcome, _read_report(scratch / "junit.xml"), read_values(scratch / VALUES_NAME))
     finally:
         shutil.rmtree(scratch, onerror=_make_writable_and_retry)
 
@@ -383,7 +383,7 @@ def _compare(spec: dict, got: object, student_message: object = None) -> str:
 
 
 # -- scoring -----------------------------------------------------------------------
-def score(instructor: Instructor, run: Run, limits: Limits) -> tuple[list[CheckResult], list[str]]:
+def score(instructor: Instructor, run: NotebookRun, limits: Limits) -> tuple[list[CheckResult], list[str]]:
     """Every check's result from the run's values (compared here), and notes about failed answer cells."""
     code_number = {i: n for n, i in enumerate(i for i, c in enumerate(instructor.nb.cells) if c.cell_type == "code")}
     failed_answers: dict[str, str] = {}

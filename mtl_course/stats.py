@@ -62,6 +62,15 @@ def percent(value: float, digits: int = 0) -> str:
     return "0%" if float(text[:-1]) == 0 else text
 
 
+def change_sd(change: float, sd: float) -> str:
+    """A paired relative change and its sd over seeds, both in per cent: ``"+12% ± 20%"``.
+
+    >>> change_sd(0.123, 0.2), change_sd(-0.001, 0.444)
+    ('+12% ± 20%', '0% ± 44%')
+    """
+    return f"{percent(change)} ± {100 * sd:.0f}%"
+
+
 def mean_sd_table(
     frame: pd.DataFrame, columns: Sequence[str], by: str | Sequence[str], digits: int = 2
 ) -> pd.DataFrame:
@@ -158,7 +167,5 @@ def report(
         f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(table["mean"], table["sd"], strict=True)
     ]
     out[f"beats {baseline}"] = [f"{w}/{n}" for w, n in zip(table["wins"], table["n"], strict=True)]
-    out[f"change vs {baseline}"] = [
-        f"{percent(r)} ± {100 * s:.0f}%" for r, s in zip(table["rel_change"], table["rel_sd"], strict=True)
-    ]
+    out[f"change vs {baseline}"] = [change_sd(r, s) for r, s in zip(table["rel_change"], table["rel_sd"], strict=True)]
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import io
 import os
 import re
@@ -21,10 +22,19 @@ from test_grading_end_to_end import ALWAYS_EQUAL, FLOAT_SUBCLASS
 from mtl_course.cli import main
 from mtl_course.grading import checks, sandbox
 from mtl_course.grading.format import BEGIN_SOLUTION, SheetFormatError, cell_role, parse_sheet
-from mtl_course.grading.grade import GradingError, Instructor, check_out, find_submissions, graded_notebook, read_values
+from mtl_course.grading.grade import (
+    GradingError,
+    Instructor,
+    NotebookRun,
+    check_out,
+    find_submissions,
+    graded_notebook,
+    read_values,
+    score,
+)
 from mtl_course.grading.gradebook import CheckResult, SubmissionResult, feedback_markdown, gradebook_csv, write_results
 from mtl_course.grading.release import release, release_notebook
-from mtl_course.grading.sandbox import Limits, run_limited
+from mtl_course.grading.sandbox import Limits, RunOutcome, run_limited
 from mtl_course.notebooks import course_root
 
 ROOT = course_root()
@@ -464,3 +474,30 @@ def test_a_course_under_tmp_stays_visible_in_the_sandbox(tmp_path: Path) -> None
     ]
     assert binds and all(private_tmp < i for i in binds)
     assert command.index("--bind") > private_tmp  # the scratch folder, often under /tmp, too
+
+
+def test_a_failed_answer_cell_is_named_by_every_check_of_its_exercise() -> None:
+    """Sheet 6's ex6.1 has two answer cells (ex6.1a, ex6.1b): the checks of ex6.1 name both when both failed,
+    instead of the NameError the check itself met; the notes list every failed cell."""
+    loaded = Instructor.load(ROOT / "solutions" / "06_loss_weighting.ipynb")
+    no_reference = {(c.exercise, c.name): [] for c in loaded.sheet.checks}  # the instructor's own run is not needed
+    instructor = dataclasses.replace(loaded, reference=no_reference)
+    code_number = {i: n for n, i in enumerate(i for i, c in enumerate(instructor.nb.cells) if c.cell_type == "code")}
+    index = {a.answer: a.index for a in instructor.sheet.answers}
+    report = {
+        code_number[index["ex6.1a"]]: ("failed", "SyntaxError: invalid syntax", 0.1),
+        code_number[index["ex6.1b"]]: ("failed", "ValueError: oops", 0.1),
+    }
+    first = next(c for c in instructor.sheet.checks if c.exercise == "ex6.1")
+    values = {(first.exercise, first.name): {"error": "NameError", "detail": "name 'uncertainty_loss' is not defined"}}
+    run = NotebookRun(RunOutcome(0, False, False, None, 1.0, 1.0, ""), report, values)
+    results, notes = score(instructor, run, Limits())
+    assert notes == [
+        "your answer cell for ex6.1a raised SyntaxError, so the check could not use it",
+        "your answer cell for ex6.1b raised ValueError, so the check could not use it",
+    ]
+    for result in results:
+        if result.exercise == "ex6.1":
+            assert result.earned == 0
+            assert "ex6.1a raised SyntaxError" in result.message and "ex6.1b raised ValueError" in result.message
+            assert "NameError" not in result.message

@@ -3,7 +3,8 @@
 A sheet is an ordinary executed notebook in which two kinds of code cells
 carry a ``"mtl_course"`` entry in their cell metadata:
 
-**Answer cells** — ``{"answer": "ex1.1"}`` (an id unique in the sheet). The
+**Answer cells** — ``{"answer": "ex1.1"}`` (an id unique in the sheet; an
+exercise with several answer cells names them ``ex1.1a``, ``ex1.1b``, ...). The
 solution code sits between two marker lines::
 
     def soft_threshold(z, t):
@@ -80,6 +81,16 @@ class Sheet:
     def exercises(self) -> list[str]:
         """Exercise ids in the order of their first check."""
         return list(dict.fromkeys(c.exercise for c in self.checks))
+
+    def answers_of(self, exercise: str) -> list[str]:
+        """The answer ids of ``exercise``: its own id, or its id with a letter (``ex6.1a``, ``ex6.1b``).
+
+        >>> answers = (AnswerCell(0, "ex6.1a"), AnswerCell(1, "ex6.1b"), AnswerCell(2, "ex6.10"))
+        >>> Sheet("s", answers, ()).answers_of("ex6.1")
+        ['ex6.1a', 'ex6.1b']
+        """
+        own = re.compile(re.escape(exercise) + "[a-z]*")
+        return [a.answer for a in self.answers if own.fullmatch(a.answer)]
 
     def max_points(self, exercise: str | None = None) -> int:
         """The points of one exercise, or of the whole sheet."""

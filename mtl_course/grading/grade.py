@@ -394,10 +394,8 @@ def score(instructor: Instructor, run: NotebookRun, limits: Limits) -> tuple[lis
     results = []
     for check in instructor.sheet.checks:
         key = (check.exercise, check.name)
-        failures = []
-        if check.exercise in failed_answers:
-            failures.append(failed_answers[check.exercise])
-        elif key in run.values:
+        failures = [failed_answers[a] for a in instructor.sheet.answers_of(check.exercise) if a in failed_answers]
+        if not failures and key in run.values:
             error = run.values[key]
             failures.append(checks.exception_message(str(error["error"]), str(error.get("detail", ""))))
         for spec in instructor.reference[key]:

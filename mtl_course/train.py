@@ -351,7 +351,8 @@ def _check_optimizer(optimizer: torch.optim.Optimizer, weighting: WeightingMetho
 
 @dataclass
 class _EpochTotals:
-    """What one epoch accumulates on the device: every step's task losses and weights, labelled batches per task."""
+    """What one epoch accumulates on the device: every step's task losses (flat, in active order) and weights,
+    and the labelled batches per task."""
 
     losses: list[torch.Tensor] = field(default_factory=list)
     weights: list[torch.Tensor] = field(default_factory=list)
@@ -417,14 +418,15 @@ def _backward_and_step(
         scaler.update()
     else:
         optimizer.step()
-    totals.losses.append(torch.stack(list(losses.values())).detach())
+    totals.losses.extend(loss.detach() for loss in losses.values())  # stacked once per epoch, not per step
 
 
 def _epoch_row(epoch: int, names: Sequence[str], active: Sequence[str], totals: _EpochTotals) -> dict[str, float]:
     """The history row of one epoch; raises when a task's loss was not finite (one device sync per epoch)."""
     n_active = len(active)
     if totals.weights:
-        on_host = torch.cat([torch.stack(totals.losses), torch.stack(totals.weights)], dim=1).float().cpu()  # one sync
+        step_losses = torch.stack(totals.losses).view(-1, n_active)
+        on_host = torch.cat([step_losses, torch.stack(totals.weights)], dim=1).float().cpu()  # one sync
         losses, weights = on_host[:, :n_active], on_host[:, n_active:]
     else:
         losses, weights = torch.zeros(0, n_active), torch.zeros(0, len(names))

@@ -298,3 +298,27 @@ def test_regression_loss_under_bf16_autocast_matches_float32_on_the_cast_predict
     reference.backward()
     assert value.dtype == torch.float32 and value.item() == pytest.approx(reference.item(), rel=1e-6)
     torch.testing.assert_close(pred.grad, exact.grad.to(torch.bfloat16))
+
+
+@pytest.mark.parametrize(
+    ("loss", "shape"),
+    [
+        *[(loss, shape) for loss in (L.mse_loss, L.l1_loss) for shape in ((32, 1), (128, 3), (4, 2, 5, 5), (512, 7))],
+    ],
+)
+def test_fully_labelled_fast_path_equals_the_masked_path_bit_for_bit(loss, shape):
+    """On the CPU a fully labelled batch skips masking; an all-true mask forces the masked path on the same batch.
+
+    The value and the unweighted gradient agree bit for bit, a weighted gradient up to rounding."""
+    pred, target, _ = _partially_labelled(loss, shape, 0.0, None, 7, torch.device("cpu"))
+    fast = loss(pred, target)
+    (fast_grad,) = torch.autograd.grad(fast, pred)
+    masked = loss(pred, target, torch.ones(shape[0], dtype=torch.bool))
+    (masked_grad,) = torch.autograd.grad(masked, pred)
+    assert "DivBackward" not in type(fast.grad_fn).__name__  # the fused loss, not the masked sum / count
+    assert torch.equal(fast, masked)
+    assert torch.equal(fast_grad, masked_grad)
+    weight = torch.tensor(0.37)  # a loss weight: the backward passes multiply in another order, so only rounding
+    (fast_weighted,) = torch.autograd.grad(weight * loss(pred, target), pred)
+    (masked_weighted,) = torch.autograd.grad(weight * loss(pred, target, torch.ones(shape[0], dtype=torch.bool)), pred)
+    torch.testing.assert_close(fast_weighted, masked_weighted, rtol=1e-6, atol=0)

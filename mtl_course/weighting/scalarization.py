@@ -7,6 +7,8 @@ r"""Static and random scalarisations: :math:`L = \sum_i w_i L_i` with weights th
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -48,7 +50,8 @@ class EqualWeighting(LossWeighting):
         the multiplication and their autograd nodes (every step of the course's default method pays for them).
         """
         self._check_losses(losses)
-        self._scaled(sum(losses[t] for t in self.active), grad_scale).backward()
+        total = functools.reduce(operator.add, (losses[t] for t in self.active))  # sum() would add a 0 first
+        self._scaled(total, grad_scale).backward()
         return self._every_task(losses[self.active[0]].new_ones(len(self.active)))
 
 

@@ -42,6 +42,7 @@ extensions = [
     "sphinx_copybutton",
     "sphinx_design",
     "mtl_site",  # site/_ext/mtl_site.py: widget fallback, stored-error check
+    "offline_search",  # site/_ext/offline_search.py: search excerpts when the site is opened from file://
 ]
 
 # Pages: the landing page, the API pages, and the notebooks at the top of
@@ -101,6 +102,8 @@ html_title = "Multi-task learning — a runnable course"
 html_last_updated_fmt = None
 html_copy_source = True
 html_show_sourcelink = False
+# pydata-sphinx-theme reads the colour mode from here; unset, its script logs "Got invalid theme mode" on every page
+html_context = {"default_mode": "auto"}
 html_theme_options = {
     # nothing here may point at a remote asset: no analytics, no launch
     # buttons (Binder/Colab/Thebe), no remote logo, no version switcher.

@@ -227,6 +227,7 @@ class OpenPage:
         self.context.route("**/*", route)
         self.page = self.context.new_page()
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
         self.page.goto(url, wait_until="load", timeout=TIMEOUT_MS)
 
     def screenshot(self, name: str) -> Path:
@@ -241,7 +242,7 @@ class OpenPage:
     def assert_offline_and_clean(self) -> None:
         self.page.wait_for_timeout(500)  # let late requests (fonts, lazy scripts) show up
         assert not self.leaked, f"requests left the machine: {self.leaked}"
-        assert not self.errors, f"JavaScript errors on the page: {self.errors}"
+        assert not self.errors, f"JavaScript errors or console errors on the page: {self.errors}"
 
     def assert_maths_typeset(self) -> int:
         self.page.wait_for_selector("mjx-container", timeout=TIMEOUT_MS, state="attached")
@@ -356,6 +357,9 @@ def test_lecture_shows_maths_figure_and_widget_offline(site: Path, server: str, 
             figures = [img for img in images if img["inOutput"] and img["width"] > 0]
         for img in figures:
             assert img["alt"] and not img["alt"].endswith(".png"), f"figure without alt text: {img['src'][:80]}"
+        if page.locator(".jupyter-widgets").count():
+            note = page.locator(".mtl-widget-static-note").first
+            assert note.is_visible() and "running kernel" in note.inner_text(), "a stored explorer lacks its note"
         opened.screenshot(f"lecture-{lecture.stem}-{scheme}")
         opened.assert_offline_and_clean()
     finally:
@@ -377,6 +381,25 @@ def test_exercise_sheet_opens_offline(site: Path, server: str, browser: object) 
         if page.locator(".math").count():
             opened.assert_maths_typeset()
         opened.screenshot(f"exercise-{sheet.stem}")
+        opened.assert_offline_and_clean()
+    finally:
+        opened.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("scheme", ["file", "http"])
+def test_search_shows_excerpts_offline(site: Path, server: str, browser: object, scheme: str) -> None:
+    """Every hit gets an excerpt, also from file:// where the browser refuses fetch() (offline_search.py)."""
+    url, allowed = _url(site, server, "search.html", scheme)
+    opened = OpenPage(browser, url + "?q=cross-stitch", allowed)
+    try:
+        page = opened.page
+        page.wait_for_selector("#search-results li", timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            "() => document.querySelectorAll('#search-results li p.context').length > 0", timeout=TIMEOUT_MS
+        )
+        excerpts = page.eval_on_selector_all("#search-results li p.context", "ps => ps.map(p => p.textContent)")
+        assert any("cross-stitch" in text.lower() for text in excerpts), f"no excerpt names the query: {excerpts[:3]}"
         opened.assert_offline_and_clean()
     finally:
         opened.close()

@@ -44,6 +44,13 @@ from sphinx.util import logging
 
 LOGGER = logging.getLogger(__name__)
 
+#: Shown under every stored widget: on a static page its controls move, but nothing recomputes the figure.
+STATIC_WIDGET_NOTE = (
+    '<p class="mtl-widget-static-note">A stored copy of an explorer: the controls move, but the figure and '
+    "its summary stay as the notebook was saved; they need a running kernel. Open the notebook in JupyterLab "
+    "(<code>make course</code>) to explore.</p>"
+)
+
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _MODEL_ID = re.compile(r'model_id\\?"\s*:\s*\\?"([^"\\]+)')
 _UNINFORMATIVE = re.compile(r"^\s*(?:<(?:Figure|matplotlib|IPython|Axes)\b|$)")
@@ -179,7 +186,7 @@ class WidgetFallbackAndAltText(SphinxPostTransform):
                 # the widget manager draws the figure as an <img> without alt text;
                 # site/_static/widgets-support.js copies this label onto it
                 alt = html_escape(figure_alt_text(cell, plain_text), quote=True)
-                label = f'<span class="mtl-widget-alt" hidden data-alt="{alt}"></span>'
+                label = f'<span class="mtl-widget-alt" hidden data-alt="{alt}"></span>' + STATIC_WIDGET_NOTE
                 by_type[WIDGET_VIEW] += nodes.raw("", label, format="html")
             for mime, child in by_type.items():
                 if not (mime or "").startswith("image/"):

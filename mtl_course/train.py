@@ -422,25 +422,27 @@ def _backward_and_step(
 
 
 def _epoch_row(epoch: int, names: Sequence[str], active: Sequence[str], totals: _EpochTotals) -> dict[str, float]:
-    """The history row of one epoch; raises when a task's loss was not finite (one device sync per epoch)."""
-    n_active = len(active)
+    """The history row of one epoch; raises when a task's loss was not finite (one device sync per epoch).
+
+    A task's sum over the steps is finite exactly when every step's loss is (NaN and infinity propagate), so
+    the steps are searched only when a sum is not: the common epoch costs a handful of tensor operations.
+    """
+    n_active, n_tasks = len(active), len(names)
     if totals.weights:
-        step_losses = torch.stack(totals.losses).view(-1, n_active)
-        on_host = torch.cat([step_losses, torch.stack(totals.weights)], dim=1).float().cpu()  # one sync
-        losses, weights = on_host[:, :n_active], on_host[:, n_active:]
+        losses = torch.stack(totals.losses).view(-1, n_active).float()
+        summary = torch.cat([losses.sum(dim=0), torch.stack(totals.weights).float().mean(dim=0)]).tolist()  # sync
     else:
-        losses, weights = torch.zeros(0, n_active), torch.zeros(0, len(names))
-    finite = torch.isfinite(losses)
-    if not finite.all():
-        j = int((~finite.all(dim=0)).nonzero()[0])  # the first task, in active order, with a non-finite loss
-        bad_step = int((~finite[:, j]).nonzero()[0])
-        raise FloatingPointError(
-            f"the loss of task {active[j]!r} is not finite at epoch {epoch}, step {bad_step} "
-            "(its first occurrence in the epoch); check the targets, the learning rate, "
-            "or the task's loss scale"
-        )
-    sums = dict(zip(active, losses.sum(dim=0).tolist(), strict=True))
-    weight_means = weights.mean(dim=0).tolist()  # NaN for an epoch without steps
+        losses, summary = torch.zeros(0, n_active), [0.0] * n_active + [math.nan] * n_tasks  # NaN: no steps
+    loss_sums, weight_means = summary[:n_active], summary[n_active:]
+    for j, total in enumerate(loss_sums):  # the first task, in active order, with a non-finite loss
+        if not math.isfinite(total):
+            bad = (~torch.isfinite(losses[:, j].cpu())).nonzero()
+            where = f"step {int(bad[0])} (its first occurrence in the epoch)" if len(bad) else "its sum over the steps"
+            raise FloatingPointError(
+                f"the loss of task {active[j]!r} is not finite at epoch {epoch}, {where}; check the targets, "
+                "the learning rate, or the task's loss scale"
+            )
+    sums = dict(zip(active, loss_sums, strict=True))
     row: dict[str, float] = {"epoch": epoch}
     for i, name in enumerate(names):
         labelled = totals.labelled_batches.get(name)
@@ -494,7 +496,8 @@ def fit(
     for epoch in range(1, epochs + 1):
         state.epoch = epoch
         start = time.perf_counter()
-        model.train()
+        if not model.training:  # evaluate() restores training mode; model.train() walks every submodule
+            model.train()
         active = list(weighting.active)
         totals = _EpochTotals(labelled_batches=dict.fromkeys(active, 0))
         for batch in train_loader:

@@ -83,3 +83,14 @@ def test_lecture_imports_from_the_public_faces(path: Path) -> None:
         if any(line.lstrip().startswith(f"from mtl_course.{face}.") for face in FACES)
     ]
     assert not deep, f"{path.name} imports past the package's public faces: {deep}"
+
+
+def test_the_course_map_and_the_readme_list_every_lecture() -> None:
+    """A0's "Map of the course" and the README's lecture table link every lecture notebook that exists."""
+    welcome = nbformat.read(course_root() / "lectures" / "00_welcome.ipynb", as_version=4)
+    course_map = next(c.source for c in welcome.cells if c.cell_type == "markdown" and "Map of the course" in c.source)
+    readme = (course_root() / "README.md").read_text(encoding="utf-8")
+    for lecture in LECTURES:
+        if lecture.name != "00_welcome.ipynb":
+            assert f"]({lecture.name})" in course_map, f"A0's course map does not link {lecture.name}"
+        assert f"](lectures/{lecture.name})" in readme, f"the README's lecture table does not link {lecture.name}"

@@ -1,4 +1,4 @@
-"""The Joint Many-Task training turns (Hashimoto et al., EMNLP 2017, arXiv 1611.01587, Section 3)."""
+"""The Joint Many-Task training turns (Hashimoto et al., EMNLP 2017, arXiv 1611.01587)."""
 
 from __future__ import annotations
 

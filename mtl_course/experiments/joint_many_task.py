@@ -2,7 +2,7 @@ r"""The Joint Many-Task model's training scheme and the experiment of lecture B3
 
 Hashimoto, Xiong, Tsuruoka and Socher, "A Joint Many-Task Model: Growing a
 Neural Network for Multiple NLP Tasks" (EMNLP 2017, arXiv 1611.01587),
-Section 3: every epoch the tasks take **turns**, lowest first; task
+training strategy: every epoch the tasks take **turns**, lowest first; task
 :math:`k`'s turn is one pass over its data minimising its own loss plus the
 successive regularisation term
 

@@ -20,8 +20,8 @@ tasks up the stack:
 The last task is a sentence-pair task: each sentence is max-pooled over time,
 :math:`s = \max_t h^{(K)}_t`, and the pair is classified from
 :math:`[\,|s_a - s_b|;\ s_a \odot s_b\,]` (the paper's relatedness features).
-The course uses GRUs where the paper uses LSTMs, one linear layer per
-classifier where the paper uses a one-hidden-layer MLP, and three tasks.
+The course uses GRUs where the paper uses LSTMs, a single linear layer as
+each classifier (the paper's classifiers differ), and three tasks.
 
 The ablation ``hierarchy=False`` keeps the same stack of layers with the
 shortcuts but reads every task from the top layer, without label embeddings.

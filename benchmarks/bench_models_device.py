@@ -36,6 +36,7 @@ from mtl_course.device import autocast
 from mtl_course.models import (
     CrossStitchNetwork,
     HardSharing,
+    JointManyTask,
     MultiTaskModel,
     SingleTask,
     SluiceNetwork,
@@ -47,6 +48,11 @@ TASKS = {"a": 1, "b": 10}
 IN_FEATURES, HIDDEN = 64, [128, 128]
 IMAGE = (1, 16, 16)
 IMAGE_BATCH_DIVISOR = 4  # image models use batch_size // 4 to keep the CPU part short
+VOCAB, SENTENCE_PAIR = 32, (2, 11)  # JointManyTask reads pairs of sentences of word indices
+#: name -> input for the models whose input is not a float tensor: (batch size, generator) -> x
+INPUTS: dict[str, Callable[[int, torch.Generator], torch.Tensor]] = {
+    "JointManyTask": lambda batch, g: torch.randint(1, VOCAB, (batch, *SENTENCE_PAIR), generator=g),
+}
 
 #: name -> (builder, input shape without the batch dimension)
 ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] = {
@@ -63,6 +69,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
     "HardSharing.cnn": (lambda: HardSharing.cnn(IMAGE[0], [16, 32], TASKS), IMAGE),
     "CrossStitch.cnn": (lambda: CrossStitchNetwork.cnn(IMAGE[0], [16, 32], TASKS), IMAGE),
     "HardSharing.unet": (lambda: HardSharing.unet(IMAGE[0], [8, 16, 32], {"seg": 3, "depth": 1}), IMAGE),
+    "JointManyTask": (lambda: JointManyTask(VOCAB, {"pos": 5, "chunk": 4, "relation": 3}, hidden=32), SENTENCE_PAIR),
 }
 
 
@@ -150,6 +157,8 @@ def main() -> int:
         model = builder()
         batch = args.batch_size if len(shape) == 1 else max(args.batch_size // IMAGE_BATCH_DIVISOR, 1)
         x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(1))
+        if name in INPUTS:
+            x = INPUTS[name](batch, torch.Generator().manual_seed(1))
         row = f"{name:<24} {model.parameter_counts()['total']:>8,}"
         cpu_out = step(model, x)
         cpu_grads = [p.grad.clone() for p in model.parameters()]

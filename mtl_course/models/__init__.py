@@ -7,6 +7,7 @@
 * :class:`SoftSharing` -- one column per task, a penalty pulls them together.
 * :class:`CrossStitchNetwork` -- columns mixed by cross-stitch units (Misra et al., CVPR 2016).
 * :class:`SluiceNetwork` -- columns mixed subspace-wise, with layer stitching (Ruder et al., AAAI 2019).
+* :class:`JointManyTask` -- recurrent layers stacked by task depth (Hashimoto et al., EMNLP 2017).
 
 All follow the contract of :class:`MultiTaskModel`.
 
@@ -39,6 +40,7 @@ from mtl_course.models.cross_stitch import (
     cross_stitch_reference,
 )
 from mtl_course.models.hard_sharing import HardSharing
+from mtl_course.models.joint_many_task import JointManyTask, pair_features
 from mtl_course.models.single_task import SingleTask
 from mtl_course.models.sluice import (
     SluiceNetwork,
@@ -59,6 +61,7 @@ __all__ = [
     "CrossStitchUnit",
     "DenseHead",
     "HardSharing",
+    "JointManyTask",
     "LinearHead",
     "MLPTrunk",
     "MixedColumnNetwork",
@@ -73,6 +76,7 @@ __all__ = [
     "cross_stitch",
     "cross_stitch_reference",
     "layer_stitch_init",
+    "pair_features",
     "sluice_alpha_init",
     "squared_l2_penalty",
     "stage_weight",

@@ -384,6 +384,14 @@ def successive_regularization(
     params, snapshot = list(params), list(snapshot)
     if len(params) != len(snapshot):
         raise ValueError(f"successive regularisation got {len(params)} parameters but {len(snapshot)} snapshots")
+    if not delta >= 0:  # also refuses NaN
+        raise ValueError(f"successive regularisation needs a weight delta >= 0, got {delta}")
+    for i, (p, s) in enumerate(zip(params, snapshot, strict=True)):
+        if p.shape != s.shape:
+            raise ValueError(
+                f"parameter {i} has shape {tuple(p.shape)} but its snapshot {tuple(s.shape)}; "
+                "take the snapshot of the same parameters, in the same order (parameter_snapshot)"
+            )
     return delta * sum(((p - s) ** 2).sum() for p, s in zip(params, snapshot, strict=True))
 
 

@@ -322,3 +322,17 @@ def test_fully_labelled_fast_path_equals_the_masked_path_bit_for_bit(loss, shape
     (fast_weighted,) = torch.autograd.grad(weight * loss(pred, target), pred)
     (masked_weighted,) = torch.autograd.grad(weight * loss(pred, target, torch.ones(shape[0], dtype=torch.bool)), pred)
     torch.testing.assert_close(fast_weighted, masked_weighted, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("params", "snapshot", "delta", "message"),
+    [
+        ([torch.zeros(2, 3)], [torch.zeros(3, 2)], 0.1, r"parameter 0 has shape \(2, 3\) but its snapshot \(3, 2\)"),
+        ([torch.zeros(2)], [torch.zeros(1)], 0.1, r"parameter 0 has shape \(2,\) but its snapshot \(1,\)"),
+        ([torch.zeros(2)], [torch.zeros(2)], -1.0, "delta >= 0, got -1.0"),
+        ([torch.zeros(2)], [torch.zeros(2)], float("nan"), "delta >= 0, got nan"),
+    ],
+)
+def test_successive_regularization_refuses_mismatched_snapshots_and_bad_weights(params, snapshot, delta, message):
+    with pytest.raises(ValueError, match=message):
+        L.successive_regularization(params, snapshot, delta)

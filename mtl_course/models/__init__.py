@@ -39,6 +39,7 @@ from mtl_course.models.cross_stitch import (
     cross_stitch_reference,
 )
 from mtl_course.models.hard_sharing import HardSharing
+from mtl_course.models.multiscale import MultiScaleNet, MultiScaleTrunk
 from mtl_course.models.single_task import SingleTask
 from mtl_course.models.sluice import (
     SluiceNetwork,
@@ -62,6 +63,8 @@ __all__ = [
     "LinearHead",
     "MLPTrunk",
     "MixedColumnNetwork",
+    "MultiScaleNet",
+    "MultiScaleTrunk",
     "MultiTaskModel",
     "SingleTask",
     "SluiceNetwork",

@@ -66,7 +66,12 @@ def test_depth_edges_marks_jumps_not_creases() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"n": 0}, "n >= 1"), ({"n": 2, "size": 2}, "size >= 4"), ({"n": 2, "edge_drop": 2.0}, "edge_drop")],
+    [
+        ({"n": 0}, "n >= 1"),
+        ({"n": 2, "size": 2}, "size >= 4"),
+        ({"n": 2, "edge_drop": 2.0}, "edge_drop"),
+        ({"n": 2, "noise": float("nan")}, "noise"),
+    ],
 )
 def test_bad_arguments_name_the_problem(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):

@@ -65,3 +65,25 @@ def test_bad_input_names_the_problem(tiny) -> None:
         run_eigen_fergus(train, test, [])
     with pytest.raises(KeyError, match="truth"):
         edge_errors(result.models[0], MultiTaskData(test.x, test.targets))
+
+
+def test_step_error_is_blind_to_a_global_scale_and_sees_a_blurred_edge(tiny) -> None:
+    """A model that predicts the truth times a global scale has step error 0; one that blurs the truth does not."""
+    _, test, result = tiny
+
+    class Predict(torch.nn.Module):
+        tasks = ["depth"]
+
+        def __init__(self, depth: np.ndarray) -> None:
+            super().__init__()
+            self.depth = torch.as_tensor(depth)
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"depth": self.depth}
+
+    truth = np.asarray(test.truth["depth"], dtype=np.float64)
+    scaled = edge_errors(Predict(truth + 0.3), test)
+    assert scaled["step"] == pytest.approx(0.0, abs=1e-12) and scaled["edge"] == pytest.approx(0.3)
+    blurred = (truth + np.roll(truth, 1, axis=2) + np.roll(truth, -1, axis=2)) / 3
+    assert edge_errors(Predict(blurred), test)["step"] > 0.05

@@ -41,6 +41,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ],
         "toy_regression": ["QuadraticTasks", "make_conflicting_regressions", "make_gradnorm_toy"],
         "multidigits": ["load_multidigits"],
-        "indoor_scenes": ["CLASSES", "depth_edges", "make_indoor_scenes"],
+        "indoor_scenes": ["CLASSES", "depth_edges", "discontinuities", "make_indoor_scenes", "pixel_rays"],
     },
 )

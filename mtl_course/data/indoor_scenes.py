@@ -41,8 +41,17 @@ _FOCAL = 1.0  # in units of half the image width: a 53-degree field of view
 _LIGHT = np.array([0.4, -0.8, -0.45]) / np.linalg.norm([0.4, -0.8, -0.45])  # towards the light, from a surface
 
 
-def _rays(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre ray directions ``(x_u, y_v)`` (with :math:`z = 1`) of a ``size`` × ``size`` image."""
+def pixel_rays(size: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""The ray directions :math:`(x_u, y_v, 1)` through the pixel centres of a ``size`` × ``size`` image.
+
+    Returns ``(x_u, y_v)``, each ``(size, size)`` (row ``v``, column ``u``):
+    :math:`x_u = \big(2 (u + \tfrac12) / \text{size} - 1\big) / f` with the focal length
+    :math:`f = 1` (half the image width), likewise :math:`y_v`. The pixel of depth
+    :math:`D` shows the point :math:`D\,(x_u, y_v, 1)`.
+
+    >>> xu, yv = pixel_rays(2); xu.tolist(), yv[:, 0].tolist()
+    ([[-0.5, 0.5], [-0.5, 0.5]], [-0.5, 0.5])
+    """
     centres = (np.arange(size) + 0.5) / size * 2.0 - 1.0
     xu, yv = np.meshgrid(centres / _FOCAL, centres / _FOCAL, indexing="xy")
     return xu, yv
@@ -128,21 +137,23 @@ def _sphere(hits: _Hits, xu: np.ndarray, yv: np.ndarray, rng: np.random.Generato
     hits.offer(t, normal, SPHERE, rng.uniform(0.2, 1.0, (n, 3)))
 
 
-def depth_edges(log_depth: np.ndarray, jump: float = 0.05, ratio: float = 1.5) -> np.ndarray:
-    """Pixels next to a depth discontinuity in ``log_depth`` ``(n, H, W)``, both pixels of each such pair.
+def discontinuities(log_depth: np.ndarray, jump: float = 0.05, ratio: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbour pairs of ``log_depth`` ``(n, H, W)`` that straddle a depth discontinuity, down and across.
 
-    A neighbour pair is a discontinuity when its log-depth step exceeds
-    ``jump`` and is ``ratio`` times larger than the steps just before and
-    after it along the same axis: a crease (floor meeting wall) is
-    continuous, its step no larger than the slope beside it, and is no edge.
+    Returns ``(vertical, horizontal)``, of shapes ``(n, H - 1, W)`` and
+    ``(n, H, W - 1)``: entry ``[k, i, j]`` is true when the pixel and its
+    neighbour below (or to the right) are a discontinuity. A pair is one when
+    its log-depth step exceeds ``jump`` and is ``ratio`` times larger than the
+    steps just before and after it along the same axis: a crease (floor
+    meeting wall) is continuous, its step no larger than the slope beside it.
 
-    >>> log_d = np.array([[[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]]])
-    >>> depth_edges(log_d).astype(int).tolist()
-    [[[0, 0, 1, 1, 0, 0]]]
-    >>> depth_edges(np.array([[[0.0, 0.1, 0.2, 0.3, 0.3, 0.3]]])).any()  # a crease
+    >>> down, across = discontinuities(np.array([[[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]]]))
+    >>> across.astype(int).tolist(), down.shape
+    ([[[0, 0, 1, 0, 0]]], (1, 0, 6))
+    >>> discontinuities(np.array([[[0.0, 0.1, 0.2, 0.3, 0.3, 0.3]]]))[1].any()  # a crease
     np.False_
     """
-    edge = np.zeros(log_depth.shape, dtype=bool)
+    pairs = []
     for axis in (1, 2):
         step = np.abs(np.diff(log_depth, axis=axis))
         pad = [(0, 0)] * 3
@@ -150,13 +161,22 @@ def depth_edges(log_depth: np.ndarray, jump: float = 0.05, ratio: float = 1.5) -
         around = np.pad(step, pad)  # the steps before and after each step, 0 beyond the image
         before = np.take(around, range(0, step.shape[axis]), axis=axis)
         after = np.take(around, range(2, step.shape[axis] + 2), axis=axis)
-        pair = (step > jump) & (step > ratio * np.maximum(before, after))
-        lead = [slice(None)] * 3
-        lead[axis] = slice(None, -1)
-        trail = [slice(None)] * 3
-        trail[axis] = slice(1, None)
-        edge[tuple(lead)] |= pair
-        edge[tuple(trail)] |= pair
+        pairs.append((step > jump) & (step > ratio * np.maximum(before, after)))
+    return pairs[0], pairs[1]
+
+
+def depth_edges(log_depth: np.ndarray, jump: float = 0.05, ratio: float = 1.5) -> np.ndarray:
+    """The pixels on either side of a depth discontinuity (:func:`discontinuities`), ``(n, H, W)``.
+
+    >>> depth_edges(np.array([[[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]]])).astype(int).tolist()
+    [[[0, 0, 1, 1, 0, 0]]]
+    """
+    down, across = discontinuities(log_depth, jump, ratio)
+    edge = np.zeros(log_depth.shape, dtype=bool)
+    edge[:, :-1] |= down
+    edge[:, 1:] |= down
+    edge[:, :, :-1] |= across
+    edge[:, :, 1:] |= across
     return edge
 
 
@@ -191,10 +211,10 @@ def make_indoor_scenes(
     """
     if n < 1 or size < 4:
         raise ValueError(f"make_indoor_scenes needs n >= 1 scenes of size >= 4 pixels, got n={n}, size={size}")
-    if not 0.0 <= edge_drop <= 1.0 or noise < 0:
+    if not (0.0 <= edge_drop <= 1.0 and noise >= 0):  # written so that NaN fails too
         raise ValueError(f"edge_drop must lie in [0, 1] and noise be >= 0, got edge_drop={edge_drop}, noise={noise}")
     rng = np.random.default_rng(seed)
-    xu, yv = _rays(size)
+    xu, yv = pixel_rays(size)
     hits = _Hits(n, size)
     _planes(hits, xu, yv, rng)
     _box(hits, xu, yv, rng)

@@ -62,6 +62,8 @@ def test_depth_edges_marks_jumps_not_creases() -> None:
     crease = np.array([[[0.0, 0.2, 0.4, 0.5, 0.5]]])  # a slope meets a flat part: continuous
     assert not depth_edges(crease).any()
     assert depth_edges(step.transpose(0, 2, 1))[0, :, 0].astype(int).tolist() == [0, 0, 1, 1, 0]
+    at_border = np.array([[[0.0, 0.0, 0.0, 0.0, 0.5]]])  # one step, no neighbour on its right: never counted
+    assert not depth_edges(at_border).any()
 
 
 @pytest.mark.parametrize(

@@ -146,6 +146,8 @@ def discontinuities(log_depth: np.ndarray, jump: float = 0.05, ratio: float = 1.
     its log-depth step exceeds ``jump`` and is ``ratio`` times larger than the
     steps just before and after it along the same axis: a crease (floor
     meeting wall) is continuous, its step no larger than the slope beside it.
+    A pair at the image border lacks one of the two neighbouring steps, so
+    it cannot be told from a crease and is never counted.
 
     >>> down, across = discontinuities(np.array([[[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]]]))
     >>> across.astype(int).tolist(), down.shape
@@ -156,13 +158,18 @@ def discontinuities(log_depth: np.ndarray, jump: float = 0.05, ratio: float = 1.
     pairs = []
     for axis in (1, 2):
         step = np.abs(np.diff(log_depth, axis=axis))
-        pad = [(0, 0)] * 3
-        pad[axis] = (1, 1)
-        around = np.pad(step, pad)  # the steps before and after each step, 0 beyond the image
-        before = np.take(around, range(0, step.shape[axis]), axis=axis)
-        after = np.take(around, range(2, step.shape[axis] + 2), axis=axis)
+        # the steps just before and after each step; a step at the border is its own missing neighbour
+        before = np.concatenate([_along(step, axis, slice(None, 1)), _along(step, axis, slice(None, -1))], axis=axis)
+        after = np.concatenate([_along(step, axis, slice(1, None)), _along(step, axis, slice(-1, None))], axis=axis)
         pairs.append((step > jump) & (step > ratio * np.maximum(before, after)))
     return pairs[0], pairs[1]
+
+
+def _along(array: np.ndarray, axis: int, index: slice) -> np.ndarray:
+    """``array`` sliced by ``index`` along ``axis``."""
+    where = [slice(None)] * array.ndim
+    where[axis] = index
+    return array[tuple(where)]
 
 
 def depth_edges(log_depth: np.ndarray, jump: float = 0.05, ratio: float = 1.5) -> np.ndarray:

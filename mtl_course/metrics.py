@@ -159,3 +159,144 @@ def multitask_delta(
         return sum(sum(c) / len(c) for c in per_task) / len(per_task)
     flat = [c for changes in per_task for c in changes]
     return sum(flat) / len(flat)
+
+
+# -- depth, surface normals and semantic labels (Eigen & Fergus, lecture B1) ----------
+# The error measures of Eigen & Fergus (ICCV 2015, arXiv 1411.4734), Tables 1-4, on the pixels with ground truth.
+# Depths are given as log depths (B, H, W), as the depth loss takes them; normals as (B, 3, H, W).
+HIGHER_IS_BETTER.update(
+    {
+        "delta_1.25": True,
+        "abs_rel": False,
+        "rmse_log": False,
+        "mean_angle": False,
+        "median_angle": False,
+        "within_11.25": True,
+        "within_22.5": True,
+        "within_30": True,
+        "mean_iou": True,
+    }
+)
+
+
+def _log_depth_pairs(
+    log_pred: torch.Tensor, log_target: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The predicted and true log depths of the pixels with ground truth (finite target, ``mask`` true), flat."""
+    if log_pred.shape != log_target.shape:
+        raise ValueError(
+            f"depth metrics need prediction and target of the same shape, got {tuple(log_pred.shape)} "
+            f"and {tuple(log_target.shape)}"
+        )
+    valid = torch.isfinite(log_target)
+    if mask is not None:
+        valid &= expand_mask(mask.bool(), log_target.shape)
+    if not valid.any():
+        raise ValueError("depth metrics need at least one pixel with ground truth, got none")
+    return log_pred[valid].double(), log_target[valid].double()
+
+
+def depth_delta(
+    log_pred: torch.Tensor, log_target: torch.Tensor, mask: torch.Tensor | None = None, threshold: float = 1.25
+) -> float:
+    r"""Threshold accuracy: the fraction of pixels with :math:`\max(D_i / D^*_i, D^*_i / D_i) < \text{threshold}`.
+
+    In log depths: :math:`|\log D_i - \log D^*_i| < \log(\text{threshold})`.
+
+    >>> depth_delta(torch.log(torch.tensor([1.0, 1.3, 2.0])), torch.zeros(3))
+    0.3333333333333333
+    """
+    lp, lt = _log_depth_pairs(log_pred, log_target, mask)
+    return ((lp - lt).abs() < torch.log(torch.tensor(threshold, dtype=lp.dtype))).double().mean().item()
+
+
+def depth_abs_rel(log_pred: torch.Tensor, log_target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    r"""Absolute relative difference :math:`\frac{1}{n} \sum_i |D_i - D^*_i| / D^*_i`.
+
+    >>> round(depth_abs_rel(torch.log(torch.tensor([1.5, 2.0])), torch.log(torch.tensor([1.0, 4.0]))), 6)
+    0.5
+    """
+    lp, lt = _log_depth_pairs(log_pred, log_target, mask)
+    d, d_true = lp.exp(), lt.exp()
+    return ((d - d_true).abs() / d_true).mean().item()
+
+
+def depth_rmse_log(log_pred: torch.Tensor, log_target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    r"""RMSE of the log depth :math:`\sqrt{\frac{1}{n} \sum_i (\log D_i - \log D^*_i)^2}`.
+
+    >>> depth_rmse_log(torch.tensor([2.0, -2.0, 5.0]), torch.tensor([0.0, 0.0, float("nan")]))  # sqrt((4 + 4) / 2)
+    2.0
+    """
+    lp, lt = _log_depth_pairs(log_pred, log_target, mask)
+    return ((lp - lt) ** 2).mean().sqrt().item()
+
+
+def normal_angle_errors(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    r"""The angles :math:`\arccos(\hat N_i \cdot \hat N^*_i)` in degrees of the pixels with ground truth, flat.
+
+    Both normals are scaled to unit length first; a pixel with a ``NaN``
+    target component or ``mask`` false (``(B,)``, ``(B, H, W)`` or
+    ``(B, 3, H, W)``) is left out.
+
+    >>> n = torch.zeros(1, 3, 1, 2); n[0, 2] = 1.0
+    >>> t = n.clone(); t[0, :, 0, 1] = torch.tensor([1.0, 0.0, 0.0])
+    >>> normal_angle_errors(n, t).tolist()
+    [0.0, 90.0]
+    """
+    if pred.dim() != 4 or pred.shape[1] != 3 or pred.shape != target.shape:
+        raise ValueError(
+            f"normal metrics expect normals of shape (B, 3, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    valid = ~torch.isnan(target).any(dim=1)
+    if mask is not None:
+        mask = mask.bool()
+        valid &= mask.all(dim=1) if mask.dim() == 4 else expand_mask(mask, valid.shape)
+    if not valid.any():
+        raise ValueError("normal metrics need at least one pixel with ground truth, got none")
+    p = torch.nn.functional.normalize(pred.double(), dim=1).permute(0, 2, 3, 1)[valid]
+    t = torch.nn.functional.normalize(target.double(), dim=1).permute(0, 2, 3, 1)[valid]
+    return torch.rad2deg(torch.arccos((p * t).sum(dim=1).clamp(-1.0, 1.0)))
+
+
+def normal_mean_angle(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """The mean angle error in degrees (:func:`normal_angle_errors`)."""
+    return normal_angle_errors(pred, target, mask).mean().item()
+
+
+def normal_median_angle(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """The median angle error in degrees (the mean of the two middle values for an even count, as NumPy's)."""
+    return torch.quantile(normal_angle_errors(pred, target, mask), 0.5).item()
+
+
+def normal_within(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, degrees: float = 11.25
+) -> float:
+    """The fraction of pixels whose angle error is below ``degrees`` (the paper reports 11.25, 22.5 and 30)."""
+    return (normal_angle_errors(pred, target, mask) < degrees).double().mean().item()
+
+
+def mean_iou(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    r"""Mean intersection over union :math:`\frac{1}{|C|} \sum_c |P_c \cap Y_c| / |P_c \cup Y_c|`.
+
+    ``logits`` ``(B, C, ...)`` (:math:`P_c`: the pixels whose arg-max is
+    :math:`c`), ``target`` ``(B, ...)``; over the labelled pixels, and over
+    the classes :math:`C` present in the prediction or the label (as
+    scikit-learn's ``jaccard_score(average="macro")``). The pixel accuracy
+    is :func:`accuracy`.
+
+    >>> logits = torch.tensor([[[5.0, 5.0, 0.0, 0.0]], [[0.0, 0.0, 5.0, 5.0]]]).transpose(0, 1)
+    >>> mean_iou(logits, torch.tensor([[0, 1, 1, 1]]))  # (1/2 + 2/3) / 2
+    0.5833333333333333
+    """
+    labelled = _labelled(target, mask)
+    if not labelled.any():
+        raise ValueError("mean_iou needs at least one labelled pixel, got none")
+    predicted = logits.argmax(dim=1)[labelled]
+    truth = target[labelled]
+    scores = []
+    for c in range(logits.shape[1]):
+        p, y = predicted == c, truth == c
+        union = (p | y).sum().item()
+        if union:
+            scores.append((p & y).sum().item() / union)
+    return sum(scores) / len(scores)

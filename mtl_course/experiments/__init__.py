@@ -12,6 +12,7 @@
 * :mod:`~mtl_course.experiments.sluice` -- sluice networks (A5), and a replay of the official code.
 * :mod:`~mtl_course.experiments.loss_weighting` -- the weighting methods compared (A6).
 * :mod:`~mtl_course.experiments.joint_many_task` -- the Joint Many-Task model's training turns (B3).
+* :mod:`~mtl_course.experiments.eigen_fergus` -- depth, normals and labels from one network (B1).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -49,6 +50,17 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "run_joint_many_task",
             "train_turns",
             "turn_task",
+        ],
+        "eigen_fergus": [
+            "METRICS",
+            "NO_GRADIENT",
+            "TASKS",
+            "build_network",
+            "edge_errors",
+            "metrics_table",
+            "run_eigen_fergus",
+            "scene_metrics",
+            "scene_tasks",
         ],
         "loss_weighting": [
             "conflicting_pair_experiment",

@@ -41,6 +41,7 @@ from mtl_course.models.cross_stitch import (
 )
 from mtl_course.models.hard_sharing import HardSharing
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
+from mtl_course.models.multiscale import MultiScaleNet, MultiScaleTrunk
 from mtl_course.models.single_task import SingleTask
 from mtl_course.models.sluice import (
     SluiceNetwork,
@@ -65,6 +66,8 @@ __all__ = [
     "LinearHead",
     "MLPTrunk",
     "MixedColumnNetwork",
+    "MultiScaleNet",
+    "MultiScaleTrunk",
     "MultiTaskModel",
     "SingleTask",
     "SluiceNetwork",

@@ -240,17 +240,34 @@ def surface_normal_loss(
 
     over the :math:`n` pixels with ground truth, :math:`N_i` the predicted and
     :math:`N^*_i` the true normal. ``pred`` and ``target`` are
-    ``(B, 3, H, W)``, ``mask`` ``(B, H, W)`` marks pixels with ground truth.
-    With ``normalize`` the predicted normals are first scaled to unit length,
-    so :math:`L \in [-1, 1]`.
+    ``(B, 3, H, W)``. A pixel whose target normal has a ``NaN`` component (a
+    hole of the depth sensor) leaves :math:`n` and the sum, and so does a
+    pixel that ``mask`` (``(B,)``, ``(B, H, W)`` or ``(B, 3, H, W)``, as the
+    training loop expands it) marks as unlabelled; a missing pixel gets a zero
+    target before the product, so its gradient is exactly 0, not ``NaN``. With
+    ``normalize`` the predicted normals are first scaled to unit length, so
+    :math:`L \in [-1, 1]`.
 
     >>> n = torch.zeros(1, 3, 1, 2); n[:, 2] = 1.0
     >>> surface_normal_loss(n, n)
     tensor(-1.)
+    >>> t = n.clone(); t[0, :, 0, 1] = float("nan")  # a hole: one pixel with ground truth is left
+    >>> surface_normal_loss(n, t)
+    tensor(-1.)
     """
+    if pred.dim() != 4 or pred.shape[1] != 3 or pred.shape != target.shape:
+        raise ValueError(
+            "surface_normal_loss expects normals of shape (B, 3, H, W) for prediction and target, "
+            f"got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    labelled = ~torch.isnan(target).any(dim=1)
+    if mask is not None:
+        mask = mask.bool()
+        labelled = labelled & (mask.all(dim=1) if mask.dim() == 4 else expand_mask(mask, labelled.shape))
     if normalize:
         pred = F.normalize(pred, dim=1)
-    return masked_mean(-(pred * target).sum(dim=1), mask)
+    target = torch.where(labelled[:, None], target, 0.0)
+    return masked_mean(-(pred * target).sum(dim=1), labelled)
 
 
 def scale_invariant_depth_loss(
@@ -398,33 +415,3 @@ def successive_regularization(
 def parameter_snapshot(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
     r"""Detached copies :math:`\theta'` of ``params`` for :func:`successive_regularization`."""
     return [p.detach().clone() for p in params]
-
-
-# -- Eigen & Fergus with sensor holes (lecture B1) -------------------------------------
-def normals_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    r""":func:`surface_normal_loss` for targets with holes: :math:`L = -\frac{1}{n} \sum_i N_i \cdot N^*_i`.
-
-    Eigen & Fergus (ICCV 2015, arXiv 1411.4734). ``pred`` and ``target`` are
-    ``(B, 3, H, W)``; a pixel whose target normal has a ``NaN`` component (a
-    hole of the depth sensor) leaves :math:`n` and the sum, and so does a
-    pixel that ``mask`` (``(B,)``, ``(B, H, W)`` or ``(B, 3, H, W)``, as the
-    training loop expands it) marks as unlabelled. The missing pixels get a
-    zero target before the product, so their gradient is exactly 0, not
-    ``NaN``.
-
-    >>> n = torch.zeros(1, 3, 1, 2); n[:, 2] = 1.0
-    >>> t = n.clone(); t[0, :, 0, 1] = float("nan")
-    >>> normals_loss(n, t)
-    tensor(-1.)
-    """
-    if pred.dim() != 4 or pred.shape[1] != 3 or pred.shape != target.shape:
-        raise ValueError(
-            f"normals_loss expects normals of shape (B, 3, H, W) for prediction and target, "
-            f"got {tuple(pred.shape)} and {tuple(target.shape)}"
-        )
-    labelled = ~torch.isnan(target).any(dim=1)
-    if mask is not None:
-        mask = mask.bool()
-        labelled = labelled & (mask.all(dim=1) if mask.dim() == 4 else expand_mask(mask, labelled.shape))
-    safe = torch.where(labelled[:, None], target, 0.0)
-    return surface_normal_loss(pred, safe, labelled)

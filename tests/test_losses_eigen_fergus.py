@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_course.losses import normals_loss, scale_invariant_depth_loss, surface_normal_loss
+from mtl_course.losses import scale_invariant_depth_loss, surface_normal_loss
 
 
 def _depth_loss_loop(log_pred: np.ndarray, log_target: np.ndarray, weight: float = 1.0) -> float:
@@ -88,7 +88,7 @@ def test_the_gradient_term_penalises_a_blurred_edge_that_the_first_terms_barely_
     assert share[0] < share[1]  # the ramp is smooth: its error is low-frequency, the noise's high-frequency
 
 
-def test_normals_loss_is_the_negative_mean_dot_product_over_valid_pixels() -> None:
+def test_surface_normal_loss_is_the_negative_mean_dot_product_over_valid_pixels() -> None:
     g = torch.Generator().manual_seed(0)
     pred = torch.nn.functional.normalize(torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64), dim=1)
     target = torch.nn.functional.normalize(torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64), dim=1)
@@ -102,33 +102,32 @@ def test_normals_loss_is_the_negative_mean_dot_product_over_valid_pixels() -> No
         for j in range(5)
         if not (i == 1 and j == 2)
     ]
-    assert normals_loss(pred, target, mask).item() == pytest.approx(np.mean(values), rel=1e-12)
+    assert surface_normal_loss(pred, target, mask).item() == pytest.approx(np.mean(values), rel=1e-12)
     full_mask = mask.view(2, 1, 1, 1).expand(2, 3, 4, 5)  # as the training loop expands it
-    assert normals_loss(pred, target, full_mask).item() == pytest.approx(np.mean(values), rel=1e-12)
+    assert surface_normal_loss(pred, target, full_mask).item() == pytest.approx(np.mean(values), rel=1e-12)
 
 
-def test_normals_loss_has_no_nan_gradient_at_holes_and_reuses_surface_normal_loss() -> None:
+def test_surface_normal_loss_has_no_nan_gradient_at_holes() -> None:
     pred = torch.randn(1, 3, 2, 2, dtype=torch.float64, requires_grad=True)
     target = torch.nn.functional.normalize(torch.randn(1, 3, 2, 2, dtype=torch.float64), dim=1)
-    assert normals_loss(pred, target).item() == pytest.approx(surface_normal_loss(pred, target).item())
     target[0, :, 0, 0] = float("nan")
-    normals_loss(pred, target).backward()
+    surface_normal_loss(pred, target).backward()
     assert torch.isfinite(pred.grad).all() and (pred.grad[0, :, 0, 0] == 0).all()
     # unit normals: the loss is -1 exactly when the prediction equals the target
-    assert normals_loss(target.nan_to_num(0.0) + 0.0, target).item() == pytest.approx(-1.0)
+    assert surface_normal_loss(target.nan_to_num(0.0) + 0.0, target).item() == pytest.approx(-1.0)
 
 
 def test_bad_input_names_the_problem() -> None:
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        normals_loss(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3))
+        surface_normal_loss(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3))
     with pytest.raises(ValueError, match="same shape|shape"):
-        normals_loss(torch.zeros(1, 3, 3, 3), torch.zeros(1, 3, 3, 4))
+        surface_normal_loss(torch.zeros(1, 3, 3, 3), torch.zeros(1, 3, 3, 4))
     with pytest.raises(ValueError, match=r"\(B, H, W\)"):
         scale_invariant_depth_loss(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 3))
 
 
 def test_all_missing_gives_zero_with_a_graph() -> None:
     pred = torch.zeros(1, 3, 2, 2, requires_grad=True)
-    loss = normals_loss(pred, torch.full((1, 3, 2, 2), float("nan")))
+    loss = surface_normal_loss(pred, torch.full((1, 3, 2, 2), float("nan")))
     loss.backward()
     assert loss.item() == 0.0 and (pred.grad == 0).all()

@@ -34,7 +34,7 @@ from mtl_course.data.indoor_scenes import CLASSES, depth_edges, discontinuities
 from mtl_course.data.tasks import MultiTaskData
 from mtl_course.experiments.engine import ExperimentResult, Run, concat_results, train_each
 from mtl_course.experiments.labels import MTL, STL
-from mtl_course.losses import cross_entropy, normals_loss, scale_invariant_depth_loss
+from mtl_course.losses import cross_entropy, scale_invariant_depth_loss, surface_normal_loss
 from mtl_course.metrics import (
     accuracy,
     depth_abs_rel,
@@ -79,11 +79,11 @@ def scene_tasks(names: Sequence[str] = TASKS, gradient_weight: float = 1.0) -> l
     gradient term (0: the scale-invariant error alone).
 
     >>> [(t.name, getattr(t.loss, "__name__", "partial")) for t in scene_tasks(["normals", "semantic"])]
-    [('normals', 'normals_loss'), ('semantic', 'cross_entropy')]
+    [('normals', 'surface_normal_loss'), ('semantic', 'cross_entropy')]
     """
     losses = {
         "depth": partial(scale_invariant_depth_loss, gradient_weight=gradient_weight),
-        "normals": normals_loss,
+        "normals": surface_normal_loss,
         "semantic": cross_entropy,
     }
     unknown = [t for t in names if t not in losses]

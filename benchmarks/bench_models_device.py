@@ -40,6 +40,7 @@ from mtl_course.models import (
     SingleTask,
     SluiceNetwork,
     SoftSharing,
+    UnionSegmentationNet,
 )
 
 ATOL, RTOL = 1e-4, 1e-3
@@ -63,6 +64,10 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
     "HardSharing.cnn": (lambda: HardSharing.cnn(IMAGE[0], [16, 32], TASKS), IMAGE),
     "CrossStitch.cnn": (lambda: CrossStitchNetwork.cnn(IMAGE[0], [16, 32], TASKS), IMAGE),
     "HardSharing.unet": (lambda: HardSharing.unet(IMAGE[0], [8, 16, 32], {"seg": 3, "depth": 1}), IMAGE),
+    "UnionSegmentationNet": (
+        lambda: UnionSegmentationNet(["brain", "breast", "cta"], IMAGE[0], [8, 8, 8, 8], [1, 1, 2, 4], 16, 9),
+        IMAGE,
+    ),
 }
 
 

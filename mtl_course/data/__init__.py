@@ -41,5 +41,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ],
         "toy_regression": ["QuadraticTasks", "make_conflicting_regressions", "make_gradnorm_toy"],
         "multidigits": ["load_multidigits"],
+        "modalities": ["CLASS_NAMES", "LABEL_SETS", "MODALITIES", "N_CLASSES", "make_modalities", "modality_index"],
     },
 )

@@ -11,6 +11,7 @@
 * :mod:`~mtl_course.experiments.cross_stitch` -- cross-stitch networks (A4).
 * :mod:`~mtl_course.experiments.sluice` -- sluice networks (A5), and a replay of the official code.
 * :mod:`~mtl_course.experiments.loss_weighting` -- the weighting methods compared (A6).
+* :mod:`~mtl_course.experiments.moeskops` -- one network for three modalities (B2).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -46,6 +47,15 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "multidigits_experiment",
             "pareto_stationarity",
             "tcdcn_curve",
+        ],
+        "moeskops": [
+            "ModalityExperiment",
+            "build_network",
+            "evaluate",
+            "moeskops_experiment",
+            "one_modality",
+            "segment",
+            "splits",
         ],
     },
 )

@@ -170,8 +170,8 @@ def dice_scores(
 
     .. math:: \mathrm{Dice}_c = \frac{2\,|P_c \cap Y_c|}{|P_c| + |Y_c|},
 
-    the F1 score of the pixels of class :math:`c` (Moeskops et al., MICCAI
-    2016, arXiv 1704.03379, evaluate each tissue this way). ``predicted`` and
+    the F1 score of the pixels of class :math:`c` (Dice, Ecology 26, 1945,
+    doi:10.2307/1932409; lecture B2 scores each tissue with it). ``predicted`` and
     ``target`` are label maps ``(B, ...)``; pixels whose target is
     ``IGNORE_INDEX`` count in neither set. Two ways to take a batch:
 

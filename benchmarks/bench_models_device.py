@@ -42,6 +42,7 @@ from mtl_course.models import (
     SingleTask,
     SluiceNetwork,
     SoftSharing,
+    UnionSegmentationNet,
 )
 
 ATOL, RTOL = 1e-4, 1e-3
@@ -72,6 +73,10 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
     "HardSharing.unet": (lambda: HardSharing.unet(IMAGE[0], [8, 16, 32], {"seg": 3, "depth": 1}), IMAGE),
     "JointManyTask": (lambda: JointManyTask(VOCAB, {"pos": 5, "chunk": 4, "relation": 3}, hidden=32), SENTENCE_PAIR),
     "MultiScaleNet": (lambda: MultiScaleNet(IMAGE[0], IMAGE[1], {"seg": 3, "depth": 1}), IMAGE),
+    "UnionSegmentationNet": (
+        lambda: UnionSegmentationNet(["brain", "breast", "cta"], IMAGE[0], [8, 8, 8, 8], [1, 1, 2, 4], 16, 9),
+        IMAGE,
+    ),
 }
 
 

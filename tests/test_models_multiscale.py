@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mtl_course.data.indoor_scenes import make_indoor_scenes
-from mtl_course.experiments.eigen_fergus import build_network, scene_tasks
+from mtl_course.experiments.eigen_fergus import build_scene_network, scene_tasks
 from mtl_course.models.multiscale import MultiScaleNet, MultiScaleTrunk
 from mtl_course.train import fit
 from mtl_course.weighting import available_methods, get_weighting
@@ -62,7 +62,7 @@ def test_wrong_image_shape_names_the_expected_shape() -> None:
 def test_trains_with_every_weighting_method(method: str) -> None:
     data = make_indoor_scenes(16, size=8, seed=0)
     torch.manual_seed(0)
-    net = build_network(data, list(TASKS)[:2] + ["semantic"])
+    net = build_scene_network(data, list(TASKS)[:2] + ["semantic"])
     tasks = scene_tasks()
     loader = data.loader(batch_size=None, shuffle=False)
 

@@ -13,6 +13,7 @@
 * :mod:`~mtl_course.experiments.loss_weighting` -- the weighting methods compared (A6).
 * :mod:`~mtl_course.experiments.joint_many_task` -- the Joint Many-Task model's training turns (B3).
 * :mod:`~mtl_course.experiments.eigen_fergus` -- depth, normals and labels from one network (B1).
+* :mod:`~mtl_course.experiments.moeskops` -- one network for three modalities (B2).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -55,7 +56,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "METRICS",
             "NO_GRADIENT",
             "TASKS",
-            "build_network",
+            "build_scene_network",
             "edge_errors",
             "metrics_table",
             "run_eigen_fergus",
@@ -69,6 +70,15 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "multidigits_experiment",
             "pareto_stationarity",
             "tcdcn_curve",
+        ],
+        "moeskops": [
+            "ModalityExperiment",
+            "build_union_network",
+            "evaluate_modalities",
+            "moeskops_experiment",
+            "one_modality",
+            "segment",
+            "splits",
         ],
     },
 )

@@ -92,11 +92,11 @@ def scene_tasks(names: Sequence[str] = TASKS, gradient_weight: float = 1.0) -> l
     return [Task(name, losses[name]) for name in names]
 
 
-def build_network(data: MultiTaskData, names: Sequence[str], width: int = 8) -> MultiScaleNet:
+def build_scene_network(data: MultiTaskData, names: Sequence[str], width: int = 8) -> MultiScaleNet:
     """A :class:`MultiScaleNet` for the tasks ``names`` of ``data`` (its image size, its number of classes).
 
     >>> from mtl_course.data.indoor_scenes import make_indoor_scenes
-    >>> build_network(make_indoor_scenes(2, size=16), ["semantic"]).tasks
+    >>> build_scene_network(make_indoor_scenes(2, size=16), ["semantic"]).tasks
     ['semantic']
     """
     channels = {"depth": 1, "normals": 3, "semantic": len(CLASSES)}
@@ -137,7 +137,7 @@ def run_eigen_fergus(
         results.append(
             train_each(
                 runs,
-                lambda run, names=names: build_network(run.train, names, width),
+                lambda run, names=names: build_scene_network(run.train, names, width),
                 scene_tasks(names, gradient_weight),
                 epochs=epochs,
                 batch_size=batch_size,

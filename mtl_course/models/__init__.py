@@ -8,6 +8,8 @@
 * :class:`CrossStitchNetwork` -- columns mixed by cross-stitch units (Misra et al., CVPR 2016).
 * :class:`SluiceNetwork` -- columns mixed subspace-wise, with layer stitching (Ruder et al., AAAI 2019).
 * :class:`JointManyTask` -- recurrent layers stacked by task depth (Hashimoto et al., EMNLP 2017).
+* :class:`UnionSegmentationNet` -- every layer shared, one output over the union of the tasks' labels (Moeskops et al.,
+  MICCAI 2016).
 
 All follow the contract of :class:`MultiTaskModel`.
 
@@ -52,6 +54,7 @@ from mtl_course.models.sluice import (
     subspace_orthogonality,
 )
 from mtl_course.models.soft_sharing import SoftSharing, squared_l2_penalty, trace_norm_penalty
+from mtl_course.models.union_segmentation import UnionSegmentationNet
 
 __all__ = [
     "BottleneckHead",
@@ -76,6 +79,7 @@ __all__ = [
     "StagedEncoder",
     "UNetDecoder",
     "UNetEncoder",
+    "UnionSegmentationNet",
     "cross_stitch",
     "cross_stitch_reference",
     "layer_stitch_init",

@@ -10,7 +10,7 @@ import torch
 from scipy.optimize import minimize
 
 from mtl_course.weighting import MGDA, CAGrad, PCGrad
-from mtl_course.weighting.imtl import imtl_g_coefficients
+from mtl_course.weighting.imtl import IMTLG, imtl_g_coefficients
 from mtl_course.weighting.mgda import gradient_normalizers, min_norm_element
 from mtl_course.weighting.pcgrad import pcgrad_coefficients
 
@@ -185,3 +185,10 @@ def test_imtl_g_has_equal_projections_on_every_unit_gradient(n_tasks, seed):
     projections = g @ update / g.norm(dim=1)
     assert float(alpha.sum()) == pytest.approx(1.0)
     torch.testing.assert_close(projections, projections[0].expand(n_tasks))
+
+
+def test_imtl_g_names_a_task_whose_gradient_is_zero() -> None:
+    """A task without labels in the batch has a zero gradient; IMTL-G would divide by its norm."""
+    gram = torch.tensor([[8.0, 0.0], [0.0, 0.0]], dtype=torch.float64)  # g_a = (2, 2), g_b = 0
+    with pytest.raises(ValueError, match=r"task\(s\) \['b'\] have a zero gradient"):
+        IMTLG(["a", "b"]).combine(gram, torch.zeros(2, dtype=torch.float64))

@@ -29,7 +29,7 @@ def imtl_g_coefficients(gram: torch.Tensor) -> torch.Tensor:
         \alpha_1 = 1 - \sum_{t=2}^{T} \alpha_t .
 
     Every product in it is an entry of :math:`H_{ij} = g_i \cdot u_j = G_{ij}/\sqrt{G_{jj}}`,
-    so the Gram matrix suffices.
+    so the Gram matrix suffices. Every :math:`g_t` must be non-zero (:class:`IMTLG` says so when one is not).
 
     >>> alpha = imtl_g_coefficients(torch.diag(torch.tensor([1.0, 4.0])))  # g = (1,0), (0,2)
     >>> [round(a, 4) for a in alpha.tolist()]  # alpha_1 * 1 == alpha_2 * 2
@@ -54,4 +54,11 @@ class IMTLG(GradientWeighting):
     """
 
     def combine(self, gram: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        zero = [t for t, norm2 in zip(self.active, gram.diagonal().tolist(), strict=True) if norm2 == 0.0]
+        if zero:
+            raise ValueError(
+                f"IMTL-G divides by every task's gradient norm, but task(s) {zero} have a zero gradient in this "
+                "step (does the batch hold no labels of theirs?); use batches that label every task, or a "
+                "method that allows a zero gradient"
+            )
         return imtl_g_coefficients(gram)

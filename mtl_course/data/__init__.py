@@ -42,5 +42,12 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "toy_regression": ["QuadraticTasks", "make_conflicting_regressions", "make_gradnorm_toy"],
         "multidigits": ["load_multidigits"],
         "toy_language": ["make_toy_language", "sentence_words"],
+        "digit_attributes": [
+            "KNOWN_GROUPS",
+            "TASK_DIGITS",
+            "digit_attributes",
+            "load_digit_attributes",
+            "shuffle_each_task",
+        ],
     },
 )

@@ -8,6 +8,7 @@
 * :class:`CrossStitchNetwork` -- columns mixed by cross-stitch units (Misra et al., CVPR 2016).
 * :class:`SluiceNetwork` -- columns mixed subspace-wise, with layer stitching (Ruder et al., AAAI 2019).
 * :class:`JointManyTask` -- recurrent layers stacked by task depth (Hashimoto et al., EMNLP 2017).
+* :class:`BranchedNetwork` -- a tree of shared trunks, grouped by task affinity (Lu et al., CVPR 2017).
 
 All follow the contract of :class:`MultiTaskModel`.
 
@@ -31,6 +32,7 @@ from mtl_course.models.blocks import (
     UNetDecoder,
     UNetEncoder,
 )
+from mtl_course.models.branched import BranchedNetwork
 from mtl_course.models.columns import ColumnNetwork, MixedColumnNetwork
 from mtl_course.models.cross_stitch import (
     CrossStitchFunction,
@@ -54,6 +56,7 @@ from mtl_course.models.soft_sharing import SoftSharing, squared_l2_penalty, trac
 
 __all__ = [
     "BottleneckHead",
+    "BranchedNetwork",
     "CNNTrunk",
     "ColumnNetwork",
     "CrossStitchFunction",

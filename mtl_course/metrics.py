@@ -354,7 +354,7 @@ def branching_loss(
     return (c - 1) * branch_cost + separation_weight * separation_cost(affinity, partition)
 
 
-def cluster_tasks(affinity: object, n_groups: int, repeats: int = 10, seed: int = 0) -> Partition:
+def cluster_tasks(affinity: object, n_groups: int, repeats: int = 5, seed: int = 0) -> Partition:
     """Split the tasks into ``n_groups`` groups by spectral clustering of the affinity matrix.
 
     As in the reference code: scikit-learn's ``SpectralClustering(affinity="precomputed")``, repeated with

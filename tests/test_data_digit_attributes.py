@@ -8,7 +8,7 @@ import pytest
 from mtl_course.data.digit_attributes import (
     KNOWN_GROUPS,
     TASK_DIGITS,
-    digit_attributes,
+    attribute_labels,
     load_digit_attributes,
     shuffle_each_task,
 )
@@ -29,7 +29,7 @@ BY_HAND = {
 
 def test_the_labels_match_a_table_written_by_hand() -> None:
     digits = np.arange(10)
-    labels = digit_attributes(digits)
+    labels = attribute_labels(digits)
     assert list(labels) == list(BY_HAND)
     for task, yes in BY_HAND.items():
         assert labels[task].tolist() == [int(d in yes) for d in range(10)], task
@@ -74,7 +74,7 @@ def test_shuffling_keeps_each_tasks_label_counts_and_breaks_the_link_between_tas
 )
 def test_bad_digit_labels_are_refused_with_a_message(digits: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        digit_attributes(digits)
+        attribute_labels(digits)
 
 
 @pytest.mark.parametrize("n_train", [0, 1797, 2.5])

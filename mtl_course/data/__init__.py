@@ -45,7 +45,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "digit_attributes": [
             "KNOWN_GROUPS",
             "TASK_DIGITS",
-            "digit_attributes",
+            "attribute_labels",
             "load_digit_attributes",
             "shuffle_each_task",
         ],

@@ -50,12 +50,12 @@ TASK_DIGITS: Mapping[str, frozenset[int]] = {
 KNOWN_GROUPS: tuple[tuple[str, ...], ...] = (("is1", "is7", "straight"), ("is0", "is6"), ("loop", "is8", "even", "ge5"))
 
 
-def digit_attributes(digits: np.ndarray) -> dict[str, np.ndarray]:
+def attribute_labels(digits: np.ndarray) -> dict[str, np.ndarray]:
     """The nine binary labels (class indices 0 = no, 1 = yes, ``int64``) of an array of digit labels 0..9.
 
-    >>> {t: y.tolist() for t, y in digit_attributes(np.array([1, 6, 8])).items() if t in ("straight", "loop", "ge5")}
+    >>> {t: y.tolist() for t, y in attribute_labels(np.array([1, 6, 8])).items() if t in ("straight", "loop", "ge5")}
     {'straight': [1, 0, 0], 'loop': [0, 1, 1], 'ge5': [0, 1, 1]}
-    >>> digit_attributes(np.array([3, 10]))
+    >>> attribute_labels(np.array([3, 10]))
     Traceback (most recent call last):
     ...
     ValueError: digit labels must be integers 0..9, got values [10]
@@ -96,7 +96,7 @@ def load_digit_attributes(n_train: int = 600, seed: int = 0) -> tuple[MultiTaskD
     def part(rows: np.ndarray) -> MultiTaskData:
         digits = bunch.target[rows].astype(np.int64)
         info = {"digit": digits, "index": rows, "groups": KNOWN_GROUPS}
-        return MultiTaskData(x[rows], digit_attributes(digits), info=info)
+        return MultiTaskData(x[rows], attribute_labels(digits), info=info)
 
     return part(order[:n_train]), part(order[n_train:])
 

@@ -144,3 +144,8 @@ def test_bad_input_is_refused_with_a_message(call, error: type[Exception], messa
 def test_error_margins_refuse_bad_input(outputs, targets, message: str) -> None:
     with pytest.raises((KeyError, ValueError), match=message):
         error_margins(outputs, targets, ["a"])
+
+
+def test_error_margins_need_at_least_one_task() -> None:
+    with pytest.raises(ValueError, match="at least one task"):
+        error_margins({}, {}, [])

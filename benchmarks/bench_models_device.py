@@ -34,6 +34,7 @@ import torch
 
 from mtl_course.device import autocast
 from mtl_course.models import (
+    BranchedNetwork,
     CrossStitchNetwork,
     HardSharing,
     JointManyTask,
@@ -68,6 +69,10 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
         (IN_FEATURES,),
     ),
     "SluiceNetwork.mlp": (lambda: SluiceNetwork.mlp(IN_FEATURES, HIDDEN, TASKS), (IN_FEATURES,)),
+    "BranchedNetwork.mlp": (
+        lambda: BranchedNetwork(IN_FEATURES, HIDDEN, [[list(TASKS)], [[t] for t in TASKS]], TASKS),
+        (IN_FEATURES,),
+    ),
     "HardSharing.cnn": (lambda: HardSharing.cnn(IMAGE[0], [16, 32], TASKS), IMAGE),
     "CrossStitch.cnn": (lambda: CrossStitchNetwork.cnn(IMAGE[0], [16, 32], TASKS), IMAGE),
     "HardSharing.unet": (lambda: HardSharing.unet(IMAGE[0], [8, 16, 32], {"seg": 3, "depth": 1}), IMAGE),

@@ -18,9 +18,11 @@ differ: :func:`multitask_delta` averages within each task first
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 
 from mtl_course.losses import IGNORE_INDEX, expand_mask
@@ -405,3 +407,246 @@ def cross_modality_rate(confusion: torch.Tensor) -> torch.Tensor:
     if confusion.shape != (M, M + 1):
         raise ValueError(f"expected an (M, M + 1) modality confusion matrix, got shape {tuple(confusion.shape)}")
     return confusion[:, :M].sum(1) - confusion.diagonal()
+
+
+# -- task affinity and task grouping (Lu et al., fully-adaptive feature sharing) --------------
+# Lu, Kumar, Zhai, Cheng, Javidi & Feris, "Fully-adaptive Feature Sharing in Multi-Task Networks with Applications in
+# Person Attribute Classification", CVPR 2017, arXiv 1611.05377. The formulas below follow the authors' reference
+# implementation (github.com/luyongxi/deep_share, lib/solvers/classification_sw.py, commit 5286384); lecture B9 says
+# which parts of the paper's text could be checked.
+def _matrix(values: object, what: str, ndim: int = 2) -> np.ndarray:
+    """``values`` as a finite float64 array of ``ndim`` dimensions, or an error naming ``what`` was wrong."""
+    array = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64)
+    if array.ndim != ndim or array.size == 0:
+        raise ValueError(f"{what} must be a non-empty {ndim}-D array, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} must be finite, got NaN or infinite values")
+    return array
+
+
+def error_margins(
+    outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor], tasks: Sequence[str]
+) -> torch.Tensor:
+    r"""Per example and task the error margin :math:`m_{nt} = 1 - p_t(y_{nt} \mid x_n)`, an ``(N, T)`` tensor.
+
+    :math:`p_t` is the softmax over dim 1 of task ``t``'s logits ``(N, C)``, :math:`y_{nt}` the class label. For two
+    classes this is the reference code's margin :math:`|y - \sigma(z)|` of a sigmoid output. Labels must be present.
+
+    >>> out = {"a": torch.tensor([[0.0, 0.0], [2.0, 0.0]])}
+    >>> margins = error_margins(out, {"a": torch.tensor([1, 1])}, ["a"])
+    >>> [round(m, 4) for m in margins.squeeze(1).tolist()]  # 1 - 1/2, 1 - 1/(1 + e^2)
+    [0.5, 0.8808]
+    """
+    columns = []
+    for task in tasks:
+        if task not in outputs or task not in targets:
+            raise KeyError(
+                f"task {task!r} needs an output and a target; outputs have {list(outputs)}, targets {list(targets)}"
+            )
+        logits, y = outputs[task], targets[task]
+        if logits.ndim != 2 or y.shape != logits.shape[:1]:
+            raise ValueError(
+                f"task {task!r}: expected logits (N, C) and labels (N,), got {tuple(logits.shape)} and {tuple(y.shape)}"
+            )
+        if bool(((y < 0) | (y >= logits.shape[1])).any()):
+            raise ValueError(
+                f"task {task!r}: every label must be a class 0..{logits.shape[1] - 1}, got a missing "
+                "or out-of-range label"
+            )
+        p = torch.softmax(logits.float(), dim=1).gather(1, y.long().unsqueeze(1)).squeeze(1)
+        columns.append(1.0 - p)
+    if not columns:
+        raise ValueError("error_margins needs at least one task, got none")
+    return torch.stack(columns, dim=1)
+
+
+def task_affinity(difficult: object) -> np.ndarray:
+    r"""Lu et al.'s task affinity from an ``(N, T)`` table of difficult (1) and simple (0) examples.
+
+    .. math::
+
+        A_{ij} = P(e \text{ difficult for } i \text{ and } j) + P(e \text{ simple for } i \text{ and } j)
+               = \frac{1}{N}\big(D^\top D + (1 - D)^\top (1 - D)\big)_{ij},
+
+    the probability that two tasks agree about an example being hard; :math:`A_{ii} = 1`.
+
+    >>> task_affinity([[1, 1, 0], [0, 0, 0], [1, 0, 1], [0, 1, 0]]).round(2).tolist()
+    [[1.0, 0.5, 0.75], [0.5, 1.0, 0.25], [0.75, 0.25, 1.0]]
+    """
+    d = _matrix(difficult, "the table of difficult examples")
+    if not np.isin(d, (0.0, 1.0)).all():
+        raise ValueError("the table of difficult examples must hold only 0 (simple) and 1 (difficult)")
+    return (d.T @ d + (1 - d).T @ (1 - d)) / d.shape[0]
+
+
+class AffinityEstimate:
+    r"""Lu et al.'s running estimate of the task affinity during training, with exponential forgetting.
+
+    Each :meth:`update` takes the error margins of a batch, ``(N, T)``. It updates the running mean margin
+    :math:`\bar m_t` of every task, calls an example *difficult* for task :math:`t` when
+    :math:`m_{nt} \ge \bar m_t`, and updates the running joint probabilities of "difficult for both" and
+    "simple for both"; their sum is the affinity :math:`A` (:func:`task_affinity`). Every running value is the
+    weighted mean :math:`\sum_k \gamma^{K-k} v_k / \sum_k \gamma^{K-k}` over the batches :math:`k = 1..K` so far
+    (``decay`` :math:`\gamma`). The reference code classifies a batch with the mean margin of the batches
+    *before* it (starting from 0, so the first batch counts as difficult for every task); here the running
+    mean includes the current batch.
+
+    >>> est = AffinityEstimate(decay=0.5)
+    >>> est.update(torch.tensor([[0.9, 0.8], [0.1, 0.2]])).affinity.tolist()
+    [[1.0, 1.0], [1.0, 1.0]]
+    """
+
+    def __init__(self, decay: float = 0.9) -> None:
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"decay must be in [0, 1], got {decay}")
+        self.decay = decay
+        self.weight = 0.0
+        self.mean_margin: np.ndarray | None = None
+        self.both_difficult: np.ndarray | None = None
+        self.both_simple: np.ndarray | None = None
+
+    def _average(self, old: np.ndarray | None, new: np.ndarray, weight: float) -> np.ndarray:
+        return new if old is None else (self.decay * self.weight * old + new) / weight
+
+    def update(self, margins: object) -> AffinityEstimate:
+        """Add one batch of error margins ``(N, T)``; returns ``self``."""
+        m = _matrix(margins, "the error margins")
+        if self.mean_margin is not None and m.shape[1] != self.mean_margin.size:
+            raise ValueError(f"the error margins have {m.shape[1]} tasks, earlier batches had {self.mean_margin.size}")
+        weight = self.decay * self.weight + 1.0
+        self.mean_margin = self._average(self.mean_margin, m.mean(0), weight)
+        d = (m >= self.mean_margin).astype(np.float64)
+        self.both_difficult = self._average(self.both_difficult, d.T @ d / len(d), weight)
+        self.both_simple = self._average(self.both_simple, (1 - d).T @ (1 - d) / len(d), weight)
+        self.weight = weight
+        return self
+
+    @property
+    def affinity(self) -> np.ndarray:
+        """The current affinity matrix :math:`A`, ``(T, T)``."""
+        if self.both_difficult is None or self.both_simple is None:
+            raise ValueError("the affinity estimate has seen no batch yet; call update(margins) first")
+        return self.both_difficult + self.both_simple
+
+
+Partition = list[list[int]]
+
+
+def _check_partition(partition: Sequence[Sequence[int]], size: int) -> Partition:
+    groups = [sorted(int(i) for i in group) for group in partition]
+    flat = sorted(i for group in groups for i in group)
+    if any(not group for group in groups) or flat != list(range(size)):
+        raise ValueError(f"the groups must split 0..{size - 1} into non-empty disjoint groups, got {partition}")
+    return groups
+
+
+def _affinity_matrix(affinity: object) -> np.ndarray:
+    a = _matrix(affinity, "the affinity matrix")
+    if a.shape[0] != a.shape[1]:
+        raise ValueError(f"the affinity matrix must be square, got shape {a.shape}")
+    return a
+
+
+def group_affinity(affinity: object, partition: Sequence[Sequence[int]]) -> np.ndarray:
+    r"""The affinity between groups of tasks (branches): a pessimistic average of the task affinities.
+
+    .. math::
+
+        \tilde A_{kl} = \tfrac12\big(b_{kl} + b_{lk}\big), \qquad
+        b_{kl} = \frac{1}{|g_k|}\sum_{i \in g_k} \min_{j \in g_l} A_{ij},
+
+    every task of group :math:`k` paired with its *least* related task of group :math:`l`. The diagonal
+    :math:`\tilde A_{kk}` is the group's own cohesion (1 for a single task).
+
+    >>> A = np.array([[1.0, 0.9, 0.2], [0.9, 1.0, 0.4], [0.2, 0.4, 1.0]])
+    >>> group_affinity(A, [[0, 1], [2]]).round(4).tolist()  # b_01 = (0.2 + 0.4) / 2, b_10 = 0.2
+    [[0.9, 0.25], [0.25, 1.0]]
+    """
+    a = _affinity_matrix(affinity)
+    groups = _check_partition(partition, len(a))
+    b = np.array([[a[np.ix_(gk, gl)].min(axis=1).mean() for gl in groups] for gk in groups])
+    return (b + b.T) / 2
+
+
+def separation_cost(affinity: object, partition: Sequence[Sequence[int]]) -> float:
+    r"""How badly a grouping keeps unrelated tasks together: :math:`\frac1C \sum_{k=1}^{C} (1 - \tilde A_{kk})`.
+
+    >>> A = np.array([[1.0, 0.9, 0.2], [0.9, 1.0, 0.4], [0.2, 0.4, 1.0]])
+    >>> round(separation_cost(A, [[0, 1], [2]]), 4), round(separation_cost(A, [[0, 1, 2]]), 4)
+    (0.05, 0.7333)
+    """
+    return float(np.mean(1.0 - np.diag(group_affinity(affinity, partition))))
+
+
+def branching_loss(
+    affinity: object, partition: Sequence[Sequence[int]], branch_cost: float, separation_weight: float
+) -> float:
+    r"""The criterion that picks the number of branches :math:`C` at a layer:
+
+    .. math:: L(C) = (C - 1)\, c_\ell + \alpha\, \frac1C \sum_{k=1}^{C} \big(1 - \tilde A_{kk}\big),
+
+    the cost :math:`c_\ell` of every branch added at layer :math:`\ell` against the separation cost
+    (:func:`separation_cost`) weighted by :math:`\alpha` (``separation_weight``).
+
+    >>> A = np.array([[1.0, 0.9, 0.2], [0.9, 1.0, 0.4], [0.2, 0.4, 1.0]])
+    >>> round(branching_loss(A, [[0, 1], [2]], branch_cost=0.1, separation_weight=1.0), 4)  # 0.1 + 0.05
+    0.15
+    """
+    if not (branch_cost >= 0 and separation_weight >= 0 and math.isfinite(branch_cost + separation_weight)):
+        raise ValueError(
+            f"branch_cost and separation_weight must be finite and >= 0, got {branch_cost} and {separation_weight}"
+        )
+    c = len(_check_partition(partition, len(_affinity_matrix(affinity))))
+    return (c - 1) * branch_cost + separation_weight * separation_cost(affinity, partition)
+
+
+def cluster_tasks(affinity: object, n_groups: int, repeats: int = 5, seed: int = 0) -> Partition:
+    """Split the tasks into ``n_groups`` groups by spectral clustering of the affinity matrix.
+
+    As in the reference code: scikit-learn's ``SpectralClustering(affinity="precomputed")``, repeated with
+    ``repeats`` random states, keeping the split with the lowest :func:`separation_cost`. Groups are sorted by
+    their first task.
+
+    >>> A = np.array([[1, .9, .1, .1], [.9, 1, .1, .1], [.1, .1, 1, .8], [.1, .1, .8, 1]])
+    >>> cluster_tasks(A, 2)
+    [[0, 1], [2, 3]]
+    """
+    from sklearn.cluster import SpectralClustering
+
+    a = _affinity_matrix(affinity)
+    if not 1 <= n_groups <= len(a):
+        raise ValueError(f"n_groups must be between 1 and the number of tasks {len(a)}, got {n_groups}")
+    if n_groups in (1, len(a)):
+        return [list(range(len(a)))] if n_groups == 1 else [[i] for i in range(len(a))]
+    best: Partition = []
+    best_cost = math.inf
+    for r in range(repeats):
+        spectral = SpectralClustering(n_clusters=n_groups, affinity="precomputed", random_state=seed + r)
+        labels = spectral.fit_predict((a + a.T) / 2)
+        groups = sorted([list(np.flatnonzero(labels == k)) for k in range(n_groups)], key=min)
+        groups = [[int(i) for i in g] for g in groups if g]
+        cost = separation_cost(a, groups) if len(groups) == n_groups else math.inf
+        if cost < best_cost:
+            best, best_cost = groups, cost
+    return best
+
+
+def propose_grouping(
+    affinity: object, branch_cost: float, separation_weight: float, max_groups: int | None = None, seed: int = 0
+) -> tuple[Partition, list[float]]:
+    """The grouping with the lowest :func:`branching_loss` over ``C = 1 .. max_groups`` groups.
+
+    Returns the partition and the loss of every ``C`` (the best :func:`cluster_tasks` split for each).
+
+    >>> A = np.array([[1, .9, .1, .1], [.9, 1, .1, .1], [.1, .1, 1, .8], [.1, .1, .8, 1]])
+    >>> groups, losses = propose_grouping(A, branch_cost=0.2, separation_weight=1.0)
+    >>> groups, [round(v, 3) for v in losses]
+    ([[0, 1], [2, 3]], [0.9, 0.35, 0.433, 0.6])
+    """
+    a = _affinity_matrix(affinity)
+    max_groups = len(a) if max_groups is None else max_groups
+    if not 1 <= max_groups <= len(a):
+        raise ValueError(f"max_groups must be between 1 and the number of tasks {len(a)}, got {max_groups}")
+    candidates = [cluster_tasks(a, c, seed=seed) for c in range(1, max_groups + 1)]
+    losses = [branching_loss(a, groups, branch_cost, separation_weight) for groups in candidates]
+    return candidates[int(np.argmin(losses))], losses

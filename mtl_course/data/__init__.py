@@ -44,5 +44,12 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "toy_language": ["make_toy_language", "sentence_words"],
         "indoor_scenes": ["CLASSES", "depth_edges", "discontinuities", "make_indoor_scenes", "pixel_rays"],
         "modalities": ["CLASS_NAMES", "LABEL_SETS", "MODALITIES", "N_CLASSES", "make_modalities", "modality_index"],
+        "digit_attributes": [
+            "KNOWN_GROUPS",
+            "TASK_DIGITS",
+            "attribute_labels",
+            "load_digit_attributes",
+            "shuffle_each_task",
+        ],
     },
 )

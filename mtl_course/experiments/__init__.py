@@ -14,6 +14,7 @@
 * :mod:`~mtl_course.experiments.joint_many_task` -- the Joint Many-Task model's training turns (B3).
 * :mod:`~mtl_course.experiments.eigen_fergus` -- depth, normals and labels from one network (B1).
 * :mod:`~mtl_course.experiments.moeskops` -- one network for three modalities (B2).
+* :mod:`~mtl_course.experiments.fully_adaptive` -- task affinity and top-down widening (B9).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -62,6 +63,19 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "run_eigen_fergus",
             "scene_metrics",
             "scene_tasks",
+        ],
+        "fully_adaptive": [
+            "BRANCHED",
+            "SHARED",
+            "FullyAdaptiveResult",
+            "affinity_over_training",
+            "attribute_tasks",
+            "branch_costs",
+            "group_labels",
+            "known_group_contrast",
+            "margin_snapshot",
+            "run_fully_adaptive",
+            "widen_top_down",
         ],
         "loss_weighting": [
             "conflicting_pair_experiment",

@@ -10,6 +10,7 @@
 * :class:`JointManyTask` -- recurrent layers stacked by task depth (Hashimoto et al., EMNLP 2017).
 * :class:`UnionSegmentationNet` -- every layer shared, one output over the union of the tasks' labels (Moeskops et al.,
   MICCAI 2016).
+* :class:`BranchedNetwork` -- a tree of shared trunks, grouped by task affinity (Lu et al., CVPR 2017).
 
 All follow the contract of :class:`MultiTaskModel`.
 
@@ -33,6 +34,7 @@ from mtl_course.models.blocks import (
     UNetDecoder,
     UNetEncoder,
 )
+from mtl_course.models.branched import BranchedNetwork
 from mtl_course.models.columns import ColumnNetwork, MixedColumnNetwork
 from mtl_course.models.cross_stitch import (
     CrossStitchFunction,
@@ -58,6 +60,7 @@ from mtl_course.models.union_segmentation import UnionSegmentationNet
 
 __all__ = [
     "BottleneckHead",
+    "BranchedNetwork",
     "CNNTrunk",
     "ColumnNetwork",
     "CrossStitchFunction",

@@ -35,6 +35,7 @@ import torch
 from mtl_course.device import autocast
 from mtl_course.models import (
     CrossStitchNetwork,
+    GraspPushNetwork,
     HardSharing,
     JointManyTask,
     MultiTaskModel,
@@ -70,6 +71,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
     "CrossStitch.cnn": (lambda: CrossStitchNetwork.cnn(IMAGE[0], [16, 32], TASKS), IMAGE),
     "HardSharing.unet": (lambda: HardSharing.unet(IMAGE[0], [8, 16, 32], {"seg": 3, "depth": 1}), IMAGE),
     "JointManyTask": (lambda: JointManyTask(VOCAB, {"pos": 5, "chunk": 4, "relation": 3}, hidden=32), SENTENCE_PAIR),
+    "GraspPushNetwork": (lambda: GraspPushNetwork(16, [8, 16]), IMAGE),
 }
 
 

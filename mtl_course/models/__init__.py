@@ -8,6 +8,7 @@
 * :class:`CrossStitchNetwork` -- columns mixed by cross-stitch units (Misra et al., CVPR 2016).
 * :class:`SluiceNetwork` -- columns mixed subspace-wise, with layer stitching (Ruder et al., AAAI 2019).
 * :class:`JointManyTask` -- recurrent layers stacked by task depth (Hashimoto et al., EMNLP 2017).
+* :class:`GraspPushNetwork` -- one conv trunk, a grasp and a push head (Pinto & Gupta, ICRA 2017).
 
 All follow the contract of :class:`MultiTaskModel`.
 
@@ -39,6 +40,7 @@ from mtl_course.models.cross_stitch import (
     cross_stitch,
     cross_stitch_reference,
 )
+from mtl_course.models.grasp_push import ActionHead, GraspPushNetwork
 from mtl_course.models.hard_sharing import HardSharing
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
 from mtl_course.models.single_task import SingleTask
@@ -53,6 +55,8 @@ from mtl_course.models.sluice import (
 from mtl_course.models.soft_sharing import SoftSharing, squared_l2_penalty, trace_norm_penalty
 
 __all__ = [
+    "ActionHead",
+    "GraspPushNetwork",
     "BottleneckHead",
     "CNNTrunk",
     "ColumnNetwork",

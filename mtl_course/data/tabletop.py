@@ -2,20 +2,21 @@ r"""A seeded simulated tabletop: one object, grasped or pushed, seen in a small 
 
 It stands in for the robot data of Pinto and Gupta, "Learning to push by
 grasping: using multiple tasks for effective learning" (ICRA 2017, arXiv
-1609.09025), where a Baxter robot grasps, pushes and pokes objects on a
-table and every *interaction* yields one label of one task. Here an
+1609.09025), where a robot grasps, pushes and pokes objects on a table
+and every *interaction* yields one label of one task. Here an
 interaction is a scene (an object on the table) and an action at an
 **interaction point** :math:`p` near the object; the input is the
-``size`` × ``size`` image patch centred on :math:`p` (as the paper's grasp
-network reads a patch centred on the grasp point).
+``size`` × ``size`` image patch centred on :math:`p`, as the authors'
+earlier grasp network classified image patches (Pinto & Gupta, ICRA 2016,
+arXiv 1509.06825, abstract: "an 18-way binary classification over image
+patches").
 
 **The object** is a bar, an ellipse or an equilateral triangle
 (:data:`OBJECT_NAMES`) with centroid :math:`c`, a random orientation and a
 random size, drawn as a polygon; its pixels are 1, the table 0, plus
 Gaussian noise.
 
-**Grasp** (the paper's grasp network predicts the success of each of 18
-gripper angles; here :math:`K` = ``grasp_angles``): the gripper closes at
+**Grasp** (:math:`K` = ``grasp_angles`` gripper angles): the gripper closes at
 :math:`p` along the direction :math:`u_k = (\cos\alpha_k, \sin\alpha_k)`,
 :math:`\alpha_k = k\pi/K`. The attempt succeeds when the gripper is centred
 on the object and the object fits between the open fingers,
@@ -27,9 +28,8 @@ on the object and the object fits between the open fingers,
 with :math:`w(u)` the object's width along :math:`u` (over its vertices
 :math:`v`).
 
-**Push** (a toy quasi-static model; the paper's push network learns the
-push action from images before and after, which the course replaces by the
-push outcome): a pusher starts at :math:`s = p - \ell u` behind the
+**Push** (a toy quasi-static model; what the paper's push head predicts
+has not been checked for the course): a pusher starts at :math:`s = p - \ell u` behind the
 interaction point and moves a length :math:`2\ell` along
 :math:`u = u^{\text{push}}_j = (\cos\beta_j, \sin\beta_j)`,
 :math:`\beta_j = 2\pi j/D`, :math:`D` = ``push_directions``. If it meets the

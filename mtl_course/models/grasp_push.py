@@ -3,10 +3,11 @@ r"""One convolutional trunk for grasping and pushing, one head per task (lecture
 Pinto and Gupta, "Learning to push by grasping: using multiple tasks for
 effective learning" (ICRA 2017, arXiv 1609.09025): the grasp, push and poke
 networks share their convolutional layers, and each task has its own
-layers on top. Like the paper's grasp network, which outputs the success of
-18 gripper angles at once and is trained only on the angle the robot tried,
-each head here scores *every* action and the loss reads the tried one
-(the others are missing labels):
+layers on top. Like the authors' earlier grasp network (Pinto & Gupta,
+ICRA 2016, arXiv 1509.06825, abstract: "an 18-way binary classification
+over image patches"), each head here scores
+*every* action and the loss reads the tried one (the others are missing
+labels):
 
 .. math::
 

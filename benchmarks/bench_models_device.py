@@ -36,6 +36,7 @@ from mtl_course.device import autocast
 from mtl_course.models import (
     BranchedNetwork,
     CrossStitchNetwork,
+    GraspPushNetwork,
     HardSharing,
     JointManyTask,
     MultiScaleNet,
@@ -82,6 +83,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
         lambda: UnionSegmentationNet(["brain", "breast", "cta"], IMAGE[0], [8, 8, 8, 8], [1, 1, 2, 4], 16, 9),
         IMAGE,
     ),
+    "GraspPushNetwork": (lambda: GraspPushNetwork(16, [8, 16]), IMAGE),
 }
 
 

@@ -650,3 +650,28 @@ def propose_grouping(
     candidates = [cluster_tasks(a, c, seed=seed) for c in range(1, max_groups + 1)]
     losses = [branching_loss(a, groups, branch_cost, separation_weight) for groups in candidates]
     return candidates[int(np.argmin(losses))], losses
+
+
+# -- binary outcomes on logits (Pinto & Gupta, lecture B6) ---------------------------------------
+def binary_accuracy(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    r"""Fraction of labelled items whose predicted outcome :math:`[z_i > 0]` (probability above 1/2) equals the
+    label :math:`y_i \in \{0, 1\}`, e.g. grasp success (Pinto & Gupta, ICRA 2017, arXiv 1609.09025).
+
+    ``logits`` and ``target`` have the same shape; ``NaN`` targets (or ``mask`` false) are missing.
+
+    >>> binary_accuracy(torch.tensor([2.0, -1.0, 0.5, 3.0]), torch.tensor([1.0, 1.0, 0.0, float("nan")]))
+    0.3333333333333333
+    """
+    if logits.shape != target.shape:
+        raise ValueError(
+            f"binary_accuracy needs logits and targets of one shape, got {tuple(logits.shape)} and "
+            f"{tuple(target.shape)}"
+        )
+    labelled = _labelled(target, mask)
+    if not labelled.any():
+        raise ValueError("binary_accuracy got no labelled item (every target is NaN or masked out)")
+    correct = ((logits > 0) == (target > 0.5)) & labelled
+    return correct.sum().item() / labelled.sum().item()
+
+
+HIGHER_IS_BETTER["binary_accuracy"] = True

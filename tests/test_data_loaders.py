@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mtl_course.data.loaders import TensorLoader
+from mtl_course.data.tasks import MultiTaskData
 
 
 def test_an_epoch_visits_every_sample_once_and_keeps_rows_aligned() -> None:
@@ -36,3 +37,15 @@ def test_full_batch_by_default() -> None:
 def test_mismatched_rows_are_named() -> None:
     with pytest.raises(ValueError, match="task 'b' has 3 rows but x has 4"):
         TensorLoader(torch.zeros(4, 1), {"a": torch.zeros(4), "b": torch.zeros(3)})
+
+
+def test_n_labelled_counts_a_case_when_any_entry_of_its_target_is_labelled() -> None:
+    """An image with sensor holes, or an interaction that labels one action of several, still counts."""
+    dense = torch.zeros(4, 3, 3)
+    dense[0] = float("nan")  # no pixel labelled: does not count
+    dense[1, 0, 0] = float("nan")  # one hole: counts
+    classes = torch.tensor([[1, -100], [-100, -100], [0, 2], [-100, 1]])
+    data = MultiTaskData(
+        torch.zeros(4, 2), {"depth": dense, "actions": classes}, masks={"depth": torch.tensor([1, 1, 1, 0])}
+    )
+    assert data.n_labelled() == {"depth": 2, "actions": 3}

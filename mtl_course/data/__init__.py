@@ -51,5 +51,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "load_digit_attributes",
             "shuffle_each_task",
         ],
+        "tabletop": ["OBJECT_NAMES", "make_tabletop", "object_polygon", "object_width", "push_outcome"],
     },
 )

@@ -62,7 +62,7 @@ def _as_tensor(array: Array, dtype: torch.dtype, device: torch.device | str | No
 def _labelled(target: Array, mask: Array | None) -> int:
     t = torch.as_tensor(target)
     present = ~torch.isnan(t) if t.is_floating_point() else t != IGNORE_INDEX
-    present = present.reshape(present.shape[0], -1).all(dim=1)
+    present = present.reshape(present.shape[0], -1).any(dim=1)  # a case counts when any of its entries is labelled
     if mask is not None:
         present &= torch.as_tensor(mask).bool().reshape(-1)
     return int(present.sum())
@@ -108,7 +108,11 @@ class MultiTaskData:
         return self.n
 
     def n_labelled(self) -> dict[str, int]:
-        """Per task, the number of cases that carry a label (not ``NaN``/``-100``, not masked out)."""
+        """Per task, the number of cases that carry a label (not ``NaN``/``-100``, not masked out).
+
+        A case with a multi-entry target (an image's pixels, one action of several) counts when any entry is
+        labelled: it then contributes to the task's loss.
+        """
         masks = self.masks or {}
         return {t: _labelled(y, masks.get(t)) for t, y in self.targets.items()}
 

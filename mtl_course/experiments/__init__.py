@@ -15,6 +15,7 @@
 * :mod:`~mtl_course.experiments.eigen_fergus` -- depth, normals and labels from one network (B1).
 * :mod:`~mtl_course.experiments.moeskops` -- one network for three modalities (B2).
 * :mod:`~mtl_course.experiments.fully_adaptive` -- task affinity and top-down widening (B9).
+* :mod:`~mtl_course.experiments.pinto_gupta` -- a budget of interactions split between grasp and push (B6).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -76,6 +77,14 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "margin_snapshot",
             "run_fully_adaptive",
             "widen_top_down",
+        ],
+        "pinto_gupta": [
+            "GRASP_ONLY_HALF",
+            "budget_runs",
+            "budget_split",
+            "grasp_push_tasks",
+            "run_budget_split",
+            "split_label",
         ],
         "loss_weighting": [
             "conflicting_pair_experiment",

@@ -11,6 +11,7 @@
 * :class:`UnionSegmentationNet` -- every layer shared, one output over the union of the tasks' labels (Moeskops et al.,
   MICCAI 2016).
 * :class:`BranchedNetwork` -- a tree of shared trunks, grouped by task affinity (Lu et al., CVPR 2017).
+* :class:`GraspPushNetwork` -- one conv trunk, a grasp and a push head (Pinto & Gupta, ICRA 2017).
 
 All follow the contract of :class:`MultiTaskModel`.
 
@@ -43,6 +44,7 @@ from mtl_course.models.cross_stitch import (
     cross_stitch,
     cross_stitch_reference,
 )
+from mtl_course.models.grasp_push import ActionHead, GraspPushNetwork
 from mtl_course.models.hard_sharing import HardSharing
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
 from mtl_course.models.multiscale import MultiScaleNet, MultiScaleTrunk
@@ -59,6 +61,8 @@ from mtl_course.models.soft_sharing import SoftSharing, squared_l2_penalty, trac
 from mtl_course.models.union_segmentation import UnionSegmentationNet
 
 __all__ = [
+    "ActionHead",
+    "GraspPushNetwork",
     "BottleneckHead",
     "BranchedNetwork",
     "CNNTrunk",

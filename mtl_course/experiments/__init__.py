@@ -12,6 +12,7 @@
 * :mod:`~mtl_course.experiments.sluice` -- sluice networks (A5), and a replay of the official code.
 * :mod:`~mtl_course.experiments.loss_weighting` -- the weighting methods compared (A6).
 * :mod:`~mtl_course.experiments.joint_many_task` -- the Joint Many-Task model's training turns (B3).
+* :mod:`~mtl_course.experiments.relationship` -- multilinear relationship networks against STL (B10).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -49,6 +50,15 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "run_joint_many_task",
             "train_turns",
             "turn_task",
+        ],
+        "relationship": [
+            "ALIKE",
+            "MRN",
+            "alike_covariance",
+            "map_penalty",
+            "per_task_table",
+            "run_relationship",
+            "structure_recovery",
         ],
         "loss_weighting": [
             "conflicting_pair_experiment",

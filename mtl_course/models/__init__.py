@@ -8,6 +8,7 @@
 * :class:`CrossStitchNetwork` -- columns mixed by cross-stitch units (Misra et al., CVPR 2016).
 * :class:`SluiceNetwork` -- columns mixed subspace-wise, with layer stitching (Ruder et al., AAAI 2019).
 * :class:`JointManyTask` -- recurrent layers stacked by task depth (Hashimoto et al., EMNLP 2017).
+* :class:`MultilinearRelationshipNetwork` -- task layers under a tensor-normal prior (Long et al., NIPS 2017).
 
 All follow the contract of :class:`MultiTaskModel`.
 
@@ -41,6 +42,7 @@ from mtl_course.models.cross_stitch import (
 )
 from mtl_course.models.hard_sharing import HardSharing
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
+from mtl_course.models.relationship import MultilinearRelationshipNetwork
 from mtl_course.models.single_task import SingleTask
 from mtl_course.models.sluice import (
     SluiceNetwork,
@@ -51,6 +53,15 @@ from mtl_course.models.sluice import (
     subspace_orthogonality,
 )
 from mtl_course.models.soft_sharing import SoftSharing, squared_l2_penalty, trace_norm_penalty
+from mtl_course.models.tensor_normal import (
+    correlation,
+    fix_scale,
+    flip_flop,
+    flip_flop_update,
+    mode_product,
+    tensor_normal_nll,
+    unfold,
+)
 
 __all__ = [
     "BottleneckHead",
@@ -65,6 +76,7 @@ __all__ = [
     "LinearHead",
     "MLPTrunk",
     "MixedColumnNetwork",
+    "MultilinearRelationshipNetwork",
     "MultiTaskModel",
     "SingleTask",
     "SluiceNetwork",
@@ -74,12 +86,19 @@ __all__ = [
     "UNetDecoder",
     "UNetEncoder",
     "cross_stitch",
+    "correlation",
     "cross_stitch_reference",
+    "fix_scale",
+    "flip_flop",
+    "flip_flop_update",
     "layer_stitch_init",
+    "mode_product",
     "pair_features",
     "sluice_alpha_init",
     "squared_l2_penalty",
     "stage_weight",
     "subspace_orthogonality",
+    "tensor_normal_nll",
     "trace_norm_penalty",
+    "unfold",
 ]

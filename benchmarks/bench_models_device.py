@@ -37,6 +37,7 @@ from mtl_course.models import (
     CrossStitchNetwork,
     HardSharing,
     JointManyTask,
+    MultilinearRelationshipNetwork,
     MultiTaskModel,
     SingleTask,
     SluiceNetwork,
@@ -70,6 +71,10 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
     "CrossStitch.cnn": (lambda: CrossStitchNetwork.cnn(IMAGE[0], [16, 32], TASKS), IMAGE),
     "HardSharing.unet": (lambda: HardSharing.unet(IMAGE[0], [8, 16, 32], {"seg": 3, "depth": 1}), IMAGE),
     "JointManyTask": (lambda: JointManyTask(VOCAB, {"pos": 5, "chunk": 4, "relation": 3}, hidden=32), SENTENCE_PAIR),
+    "MRN.mlp": (  # MultilinearRelationshipNetwork: one output size for every task: the weights form one tensor
+        lambda: MultilinearRelationshipNetwork.mlp(IN_FEATURES, HIDDEN, {"a": 10, "b": 10, "c": 10}),
+        (IN_FEATURES,),
+    ),
 }
 
 

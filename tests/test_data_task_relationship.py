@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtl_course.data import make_relationship_tasks, relationship_correlation, weight_correlation
+from mtl_course.data import MultiTaskData, make_relationship_tasks, relationship_correlation, weight_correlation
 
 
 def test_shapes_labels_and_truth() -> None:
@@ -42,6 +42,7 @@ def test_seeded_and_reproducible() -> None:
         ({"correlation": np.full((6, 6), np.nan)}, "finite and symmetric"),
         ({"correlation": -np.ones((6, 6)) + 2 * np.eye(6)}, "positive definite"),
         ({"n_features": 0}, "n_features >= 1"),
+        ({"tasks": ("A", "A", "C", "D", "E", "F")}, "unique"),
     ],
 )
 def test_bad_input_names_what_is_wrong(kwargs: dict, message: str) -> None:
@@ -54,4 +55,4 @@ def test_bad_correlation_arguments_and_missing_weights() -> None:
         relationship_correlation(block=-0.9)
     train, _ = make_relationship_tasks(seed=0)
     with pytest.raises(KeyError, match="no true weights"):
-        weight_correlation(train.with_targets(train.targets).__class__(train.x, train.targets))
+        weight_correlation(MultiTaskData(train.x, train.targets))

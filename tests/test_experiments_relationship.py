@@ -9,6 +9,7 @@ import torch
 from mtl_course.experiments import (
     ALIKE,
     MRN,
+    MRN_FULL,
     STL,
     alike_covariance,
     map_penalty,
@@ -45,6 +46,8 @@ def test_build_model_conditions_differ_only_in_the_task_covariance() -> None:
     models = {c: build_model(c, 5, list("abc")) for c in (STL, MRN, ALIKE)}
     assert models[STL].update_every == 0 and models[ALIKE].update_every == 0 and models[MRN].update == ("task",)
     assert torch.equal(models[ALIKE].task_covariance, alike_covariance(3))
+    full = build_model(MRN_FULL, 5, list("abc"))
+    assert full.update == ("feature", "class", "task") and full.update_every == 1
     with pytest.raises(ValueError, match="unknown condition 'x'"):
         build_model("x", 5, list("abc"))
 
@@ -66,3 +69,12 @@ def test_structure_recovery_and_alike_covariance_refuse_bad_input() -> None:
         structure_recovery(np.eye(2), np.eye(2))
     with pytest.raises(ValueError, match="positive definite for rho"):
         alike_covariance(3, -0.6)
+
+
+def test_more_bad_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one seed"):
+        run_relationship([])
+    with pytest.raises(ValueError, match="at least 2 tasks"):
+        alike_covariance(1)
+    with pytest.raises(ValueError, match="NaN"):
+        structure_recovery(np.full((3, 3), np.nan), np.eye(3))

@@ -154,3 +154,11 @@ def test_bad_mode_eps_and_scale_are_refused() -> None:
         fix_scale([torch.zeros(2, 2)])
     with pytest.raises(ValueError, match="square"):
         correlation(torch.zeros(2, 3))
+
+
+def test_mode_product_and_unfold_refuse_a_bad_mode_or_matrix() -> None:
+    W = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="needs 3 columns"):
+        mode_product(W, torch.eye(2), 1)
+    with pytest.raises(ValueError, match="mode must be one of 0..1"):
+        unfold(W, 2)

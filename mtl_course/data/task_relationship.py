@@ -90,6 +90,8 @@ def make_relationship_tasks(
     [1.4, 1.4, 1.4, 1.2, 1.0, 0.8]
     """
     tasks = tuple(tasks)
+    if len(set(tasks)) != len(tasks):
+        raise ValueError(f"task names must be unique, got {list(tasks)}")
     n_samples = [int(n) for n in n_samples]
     if len(n_samples) != len(tasks) or any(n < 1 for n in n_samples):
         raise ValueError(f"need one positive sample count per task {list(tasks)}, got {n_samples}")

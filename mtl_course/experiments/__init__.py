@@ -54,6 +54,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "relationship": [
             "ALIKE",
             "MRN",
+            "MRN_FULL",
             "alike_covariance",
             "map_penalty",
             "per_task_table",

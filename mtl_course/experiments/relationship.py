@@ -15,7 +15,9 @@ only the task covariance :math:`\Sigma_3` differs:
   only; feature and class covariances stay :math:`I`);
 * ``ALIKE`` -- :math:`\Sigma_3` fixed to "all tasks alike" (every
   correlation :math:`+\rho`): the prior a hard- or mean-sharing model
-  assumes, wrong for the anti-correlated and the unrelated tasks.
+  assumes, wrong for the anti-correlated and the unrelated tasks;
+* ``MRN_FULL`` (not in :data:`CONDITIONS`; pass it in ``conditions``) --
+  the paper's full flip-flop: feature, class and task covariance learned.
 
 The test MSE is measured against the noise-free targets, after a fixed
 number of full-batch Adam epochs (no validation set, no early stopping).
@@ -41,6 +43,8 @@ from mtl_course.train import Task
 MRN = "MRN"
 #: A fixed prior that takes every pair of tasks to be alike.
 ALIKE = "all alike"
+#: The paper's full flip-flop: feature, class and task covariance learned.
+MRN_FULL = "MRN, all three"
 CONDITIONS: tuple[str, ...] = (STL, MRN, ALIKE)
 
 
@@ -52,6 +56,8 @@ def alike_covariance(n_tasks: int, rho: float = 0.8) -> torch.Tensor:
             [0.5000, 1.0000, 0.5000],
             [0.5000, 0.5000, 1.0000]])
     """
+    if n_tasks < 2:
+        raise ValueError(f"an equicorrelation needs at least 2 tasks, got {n_tasks}")
     if not -1 / (n_tasks - 1) < rho < 1:
         raise ValueError(
             f"an equicorrelation of {n_tasks} tasks is positive definite for rho in "
@@ -63,17 +69,19 @@ def alike_covariance(n_tasks: int, rho: float = 0.8) -> torch.Tensor:
 def build_model(
     condition: str, n_features: int, tasks: Sequence[str], eps: float = 1e-3
 ) -> MultilinearRelationshipNetwork:
-    """The linear model of a condition (:data:`CONDITIONS`): the same weights, a different task covariance."""
+    """The linear model of a condition (:data:`CONDITIONS` or :data:`MRN_FULL`): the same weights, another prior."""
     outputs = dict.fromkeys(tasks, 1)
     if condition == STL:
         return MultilinearRelationshipNetwork.mlp(n_features, [], outputs, update_every=0)
     if condition == MRN:
         return MultilinearRelationshipNetwork.mlp(n_features, [], outputs, update=("task",), eps=eps)
+    if condition == MRN_FULL:
+        return MultilinearRelationshipNetwork.mlp(n_features, [], outputs, update=("feature", "class", "task"), eps=eps)
     if condition == ALIKE:
         return MultilinearRelationshipNetwork.mlp(
             n_features, [], outputs, task_covariance=alike_covariance(len(tasks)), update_every=0
         )
-    raise ValueError(f"unknown condition {condition!r}; choose one of {list(CONDITIONS)}")
+    raise ValueError(f"unknown condition {condition!r}; choose one of {[*CONDITIONS, MRN_FULL]}")
 
 
 def structure_recovery(learned: np.ndarray, true: np.ndarray) -> float:
@@ -86,6 +94,8 @@ def structure_recovery(learned: np.ndarray, true: np.ndarray) -> float:
     learned, true = np.asarray(learned, dtype=float), np.asarray(true, dtype=float)
     if learned.shape != true.shape or learned.ndim != 2 or learned.shape[0] != learned.shape[1]:
         raise ValueError(f"need two square matrices of one shape, got {learned.shape} and {true.shape}")
+    if not (np.isfinite(learned).all() and np.isfinite(true).all()):
+        raise ValueError("the task correlation matrices contain NaN or infinite entries")
     if learned.shape[0] < 3:
         raise ValueError("need at least 3 tasks (3 off-diagonal pairs) for a correlation of the pairs")
     upper = np.triu_indices(learned.shape[0], k=1)
@@ -130,6 +140,8 @@ def run_relationship(
     ``records`` hold the task covariance after every epoch (epoch 0: before).
     ``penalty`` defaults to :func:`map_penalty` for the most common sample size.
     """
+    if len(seeds) == 0:
+        raise ValueError("run_relationship needs at least one seed, got none")
     if penalty is None:
         penalty = map_penalty(noise, n_features, int(np.median(n_samples)))
     runs = []
@@ -150,7 +162,7 @@ def run_relationship(
     )
     result.summary["recovery"] = [
         structure_recovery(correlation(torch.as_tensor(r[-1])).numpy(), run.train.info["correlation"])
-        if run.condition == MRN
+        if run.condition in (MRN, MRN_FULL)
         else np.nan  # a fixed prior recovers nothing
         for run, r in zip(result.runs, result.records, strict=True)
     ]

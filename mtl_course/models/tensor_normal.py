@@ -69,6 +69,11 @@ def _check(weights: torch.Tensor, covariances: Sequence[torch.Tensor]) -> None:
         raise ValueError("the weight tensor contains NaN or infinite entries")
 
 
+def _check_mode(tensor: torch.Tensor, mode: int) -> None:
+    if not 0 <= mode < tensor.ndim:
+        raise ValueError(f"mode must be one of 0..{tensor.ndim - 1} for a tensor with {tensor.ndim} modes, got {mode}")
+
+
 def mode_product(tensor: torch.Tensor, matrix: torch.Tensor, mode: int) -> torch.Tensor:
     r"""The mode-:math:`k` product :math:`\mathcal W \times_k A`: multiply every mode-:math:`k` fibre by ``matrix``.
 
@@ -78,6 +83,12 @@ def mode_product(tensor: torch.Tensor, matrix: torch.Tensor, mode: int) -> torch
     >>> mode_product(W, torch.ones(1, 2), 0)  # sums over mode 0
     tensor([[3., 5., 7.]])
     """
+    _check_mode(tensor, mode)
+    if matrix.ndim != 2 or matrix.shape[1] != tensor.shape[mode]:
+        raise ValueError(
+            f"mode {mode} has size {tensor.shape[mode]}, so the matrix needs {tensor.shape[mode]} columns; "
+            f"got shape {tuple(matrix.shape)}"
+        )
     moved = torch.movedim(tensor, mode, 0)
     rest = moved.shape[1:]
     out = (matrix @ moved.reshape(moved.shape[0], -1)).reshape(matrix.shape[0], *rest)
@@ -90,6 +101,7 @@ def unfold(tensor: torch.Tensor, mode: int) -> torch.Tensor:
     >>> unfold(torch.arange(24.0).reshape(2, 3, 4), 2).shape
     torch.Size([4, 6])
     """
+    _check_mode(tensor, mode)
     return torch.movedim(tensor, mode, 0).reshape(tensor.shape[mode], -1)
 
 
@@ -134,8 +146,7 @@ def flip_flop_update(
             [0.6667, 2.6667]])
     """
     _check(weights, covariances)
-    if not 0 <= mode < weights.ndim:
-        raise ValueError(f"mode must be one of 0..{weights.ndim - 1}, got {mode}")
+    _check_mode(weights, mode)
     if not (eps >= 0 and math.isfinite(eps)):
         raise ValueError(f"eps must be a finite number >= 0, got {eps}")
     Y = unfold(_whiten(weights, covariances, skip=mode), mode)

@@ -39,6 +39,7 @@ from mtl_course.models import (
     GraspPushNetwork,
     HardSharing,
     JointManyTask,
+    MultilinearRelationshipNetwork,
     MultiScaleNet,
     MultiTaskModel,
     SingleTask,
@@ -84,6 +85,10 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
         IMAGE,
     ),
     "GraspPushNetwork": (lambda: GraspPushNetwork(16, [8, 16]), IMAGE),
+    "MRN.mlp": (  # MultilinearRelationshipNetwork: one output size for every task: the weights form one tensor
+        lambda: MultilinearRelationshipNetwork.mlp(IN_FEATURES, HIDDEN, {"a": 10, "b": 10, "c": 10}),
+        (IN_FEATURES,),
+    ),
 }
 
 

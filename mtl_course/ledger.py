@@ -283,6 +283,15 @@ def notebook_link(path: Path, claim: Claim) -> str:
     return f"[{s.claim}](../{path.parent.name}/{path.name}#{section_anchor(s.section)})"
 
 
+def table_cell(text: str) -> str:
+    r"""``text`` for a cell of a Markdown table: a ``|`` (as in ``|mean|``) would end the cell, so it is escaped.
+
+    >>> table_cell("|mean| + 2 se = 0.02")
+    '\\|mean\\| + 2 se = 0.02'
+    """
+    return text.replace("|", "\\|")
+
+
 def render_page(claims: dict[Path, list[Claim]], link: Callable[[Path, Claim], str] = notebook_link) -> str:
     """The Markdown page "What reproduces": one table per lecture, each claim linked to its section by ``link``."""
     lines = [
@@ -307,5 +316,6 @@ def render_page(claims: dict[Path, list[Claim]], link: Callable[[Path, Claim], s
             s = c.statement
             paper = f"{s.paper} [{s.tag}]" if s.paper else "—"
             measured = str(c.measurement) if c.measurement else "—"
-            lines.append(f"| {link(path, c)} | {s.source} | {paper} | {measured} | **{c.verdict}**: {c.reason} |")
+            cells = [link(path, c), s.source, paper, measured, f"**{c.verdict}**: {c.reason}"]
+            lines.append("| " + " | ".join(table_cell(cell) for cell in cells) + " |")
     return "\n".join(lines) + "\n"

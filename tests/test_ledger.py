@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 from pathlib import Path
 
@@ -125,3 +126,13 @@ def test_a_record_survives_a_notebook_and_renders_on_the_page(tmp_path: Path) ->
     page = render_page({path: [claim]})
     assert "[X beats Y.](../lectures/99_test.ipynb#the-test-section)" in page and "**reproduces**" in page
     assert "In all: 1 reproduces, 0 partly, 0 does not reproduce, 0 not testable offline." in page
+
+
+def test_a_pipe_in_a_claim_or_reason_does_not_split_the_table_row() -> None:
+    statement = Statement("A9", "Pipes", "course", "|d_min| stays below 0.01.")
+    claim = equivalence_claim(statement, [0.001, -0.002, 0.0], "a difference", margin=0.1)
+    assert "|mean|" in claim.reason
+    page = render_page({Path("lectures/09_pipes.ipynb"): [claim]})
+    row = next(line for line in page.splitlines() if line.startswith("| [") and "d_min" in line)
+    cells = re.split(r"(?<!\\)\|", row)
+    assert len(cells) == 7, cells  # the empty ends and five cells

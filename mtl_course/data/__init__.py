@@ -52,5 +52,12 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "shuffle_each_task",
         ],
         "tabletop": ["OBJECT_NAMES", "make_tabletop", "object_polygon", "object_width", "push_outcome"],
+        "task_relationship": [
+            "RELATIONSHIP_SAMPLES",
+            "RELATIONSHIP_TASKS",
+            "make_relationship_tasks",
+            "relationship_correlation",
+            "weight_correlation",
+        ],
     },
 )

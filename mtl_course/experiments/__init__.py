@@ -16,6 +16,7 @@
 * :mod:`~mtl_course.experiments.moeskops` -- one network for three modalities (B2).
 * :mod:`~mtl_course.experiments.fully_adaptive` -- task affinity and top-down widening (B9).
 * :mod:`~mtl_course.experiments.pinto_gupta` -- a budget of interactions split between grasp and push (B6).
+* :mod:`~mtl_course.experiments.relationship` -- multilinear relationship networks against STL (B10).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -85,6 +86,16 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "grasp_push_tasks",
             "run_budget_split",
             "split_label",
+        ],
+        "relationship": [
+            "ALIKE",
+            "MRN",
+            "MRN_FULL",
+            "alike_covariance",
+            "map_penalty",
+            "per_task_table",
+            "run_relationship",
+            "structure_recovery",
         ],
         "loss_weighting": [
             "conflicting_pair_experiment",

@@ -12,6 +12,7 @@
   MICCAI 2016).
 * :class:`BranchedNetwork` -- a tree of shared trunks, grouped by task affinity (Lu et al., CVPR 2017).
 * :class:`GraspPushNetwork` -- one conv trunk, a grasp and a push head (Pinto & Gupta, ICRA 2017).
+* :class:`MultilinearRelationshipNetwork` -- task layers under a tensor-normal prior (Long et al., NIPS 2017).
 
 All follow the contract of :class:`MultiTaskModel`.
 
@@ -48,6 +49,7 @@ from mtl_course.models.grasp_push import ActionHead, GraspPushNetwork
 from mtl_course.models.hard_sharing import HardSharing
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
 from mtl_course.models.multiscale import MultiScaleNet, MultiScaleTrunk
+from mtl_course.models.relationship import MultilinearRelationshipNetwork
 from mtl_course.models.single_task import SingleTask
 from mtl_course.models.sluice import (
     SluiceNetwork,
@@ -58,6 +60,15 @@ from mtl_course.models.sluice import (
     subspace_orthogonality,
 )
 from mtl_course.models.soft_sharing import SoftSharing, squared_l2_penalty, trace_norm_penalty
+from mtl_course.models.tensor_normal import (
+    correlation,
+    fix_scale,
+    flip_flop,
+    flip_flop_update,
+    mode_product,
+    tensor_normal_nll,
+    unfold,
+)
 from mtl_course.models.union_segmentation import UnionSegmentationNet
 
 __all__ = [
@@ -78,6 +89,7 @@ __all__ = [
     "MixedColumnNetwork",
     "MultiScaleNet",
     "MultiScaleTrunk",
+    "MultilinearRelationshipNetwork",
     "MultiTaskModel",
     "SingleTask",
     "SluiceNetwork",
@@ -88,12 +100,19 @@ __all__ = [
     "UNetEncoder",
     "UnionSegmentationNet",
     "cross_stitch",
+    "correlation",
     "cross_stitch_reference",
+    "fix_scale",
+    "flip_flop",
+    "flip_flop_update",
     "layer_stitch_init",
+    "mode_product",
     "pair_features",
     "sluice_alpha_init",
     "squared_l2_penalty",
     "stage_weight",
     "subspace_orthogonality",
+    "tensor_normal_nll",
     "trace_norm_penalty",
+    "unfold",
 ]

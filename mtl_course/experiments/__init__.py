@@ -12,6 +12,7 @@
 * :mod:`~mtl_course.experiments.sluice` -- sluice networks (A5), and a replay of the official code.
 * :mod:`~mtl_course.experiments.loss_weighting` -- the weighting methods compared (A6).
 * :mod:`~mtl_course.experiments.joint_many_task` -- the Joint Many-Task model's training turns (B3).
+* :mod:`~mtl_course.experiments.faces` -- HyperFace (B4), TCDCN (B5) and Devries et al. (B7) on synthetic faces.
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -49,6 +50,22 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "run_joint_many_task",
             "train_turns",
             "turn_task",
+        ],
+        "faces": [
+            "EARLY_STOP",
+            "FACE_OUTPUTS",
+            "FUSED",
+            "HYPERFACE_LAMBDAS",
+            "LAST",
+            "MAIN_ONLY",
+            "TCDCN_TASKS",
+            "TO_THE_END",
+            "errors_by_group",
+            "face_model",
+            "face_task",
+            "run_hyperface",
+            "run_tcdcn",
+            "select_tasks",
         ],
         "loss_weighting": [
             "conflicting_pair_experiment",

@@ -7,6 +7,7 @@
 * :class:`SoftSharing` -- one column per task, a penalty pulls them together.
 * :class:`CrossStitchNetwork` -- columns mixed by cross-stitch units (Misra et al., CVPR 2016).
 * :class:`SluiceNetwork` -- columns mixed subspace-wise, with layer stitching (Ruder et al., AAAI 2019).
+* :class:`HyperFace` -- hard sharing on hyperfeatures fused from several depths (Ranjan et al., TPAMI 2019).
 * :class:`JointManyTask` -- recurrent layers stacked by task depth (Hashimoto et al., EMNLP 2017).
 
 All follow the contract of :class:`MultiTaskModel`.
@@ -40,6 +41,7 @@ from mtl_course.models.cross_stitch import (
     cross_stitch_reference,
 )
 from mtl_course.models.hard_sharing import HardSharing
+from mtl_course.models.hyperface import HyperFace, HyperFeatures
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
 from mtl_course.models.single_task import SingleTask
 from mtl_course.models.sluice import (
@@ -61,6 +63,8 @@ __all__ = [
     "CrossStitchUnit",
     "DenseHead",
     "HardSharing",
+    "HyperFace",
+    "HyperFeatures",
     "JointManyTask",
     "LinearHead",
     "MLPTrunk",

@@ -126,10 +126,10 @@ def run_hyperface(
     *,
     conditions: Sequence[str] = (FUSED, LAST),
     lambda_landmarks: Sequence[float] | None = None,
-    n_train: int = 600,
+    n_train: int = 500,
     n_test: int = 500,
-    epochs: int = 25,
-    lr: float = 1e-2,
+    epochs: int = 20,
+    lr: float = 4e-3,
     batch_size: int = 100,
     measure_every: int = 5,
     device: torch.device | str | None = None,
@@ -192,11 +192,12 @@ def run_tcdcn(
     aux_weight: float = 1.0,
     k: int = 5,
     epsilon: float | None = None,
-    n_train: int = 400,
-    n_test: int = 1000,
-    epochs: int = 40,
-    lr: float = 1e-2,
+    n_train: int = 300,
+    n_test: int = 500,
+    epochs: int = 30,
+    lr: float = 4e-3,
     batch_size: int = 100,
+    measure_every: int = 5,
     device: torch.device | str | None = None,
 ) -> tuple[ExperimentResult, dict[tuple[str, int], list[TaskEarlyStopping]]]:
     r"""TCDCN: landmarks (main) with pose, gender, glasses and smiling (auxiliary), three conditions per seed.
@@ -245,6 +246,7 @@ def run_tcdcn(
         metric="error",
         select=["landmarks"],
         callbacks=callbacks,
+        measure_every=measure_every,
         device=device,
     )
     return result, stoppers

@@ -1,6 +1,6 @@
-r"""Recipes of the face lectures: HyperFace (B4), TCDCN (B5) and Devries et al. (B7) on :func:`make_faces`.
+r"""Recipes of the face lectures HyperFace (B4) and TCDCN (B5) on :func:`make_faces`.
 
-All three train a :class:`~mtl_course.models.hyperface.HyperFace` network
+Both train a :class:`~mtl_course.models.hyperface.HyperFace` network
 (hyperfeatures, or the same trunk reading its last layer only) with the
 engine (:func:`~mtl_course.experiments.engine.train_each`) on synthetic faces
 whose labels are exact:
@@ -15,9 +15,9 @@ whose labels are exact:
   main task, head pose, gender, glasses and smiling as auxiliary tasks;
   landmarks alone, every task to the end, and task-wise early stopping
   (:class:`~mtl_course.train.TaskEarlyStopping`).
-* :func:`run_devries` -- Devries, Biswaranjan & Taylor (CRV 2014): expression
-  as the main task, landmarks as the auxiliary, :math:`C = C_e + \lambda C_l`,
-  with few expression labels.
+
+Devries, Biswaranjan & Taylor (CRV 2014; lecture B7, not written yet) would reuse the same
+pieces: expression as the main task, the visibility-weighted landmarks as the auxiliary.
 """
 
 from __future__ import annotations
@@ -189,14 +189,14 @@ def run_tcdcn(
     seeds: Sequence[int] = (0, 1, 2),
     *,
     conditions: Sequence[str] = (MAIN_ONLY, TO_THE_END, EARLY_STOP),
-    aux_weight: float = 1.0,
+    aux_weight: float = 0.1,
     k: int = 5,
     epsilon: float | None = None,
     n_train: int = 300,
     n_test: int = 500,
     epochs: int = 30,
     lr: float = 4e-3,
-    batch_size: int = 100,
+    batch_size: int = 50,
     measure_every: int = 5,
     device: torch.device | str | None = None,
 ) -> tuple[ExperimentResult, dict[tuple[str, int], list[TaskEarlyStopping]]]:

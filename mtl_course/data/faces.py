@@ -211,7 +211,7 @@ def make_faces(
 
     ``non_face`` is the fraction of patches without a face (for detection),
     ``occlusion`` the probability that a face gets an occluding rectangle,
-    ``max_yaw`` the largest |yaw| in degrees (pitch within ±20°, roll within
+    ``max_yaw`` the largest absolute yaw in degrees (pitch within ±20°, roll within
     ±15°), ``noise`` the sd of the pixel noise. Targets (non-face rows carry
     ``NaN`` or ``-100`` for every task but ``face``):
 

@@ -38,6 +38,7 @@ from mtl_course.models import (
     CrossStitchNetwork,
     GraspPushNetwork,
     HardSharing,
+    HyperFace,
     JointManyTask,
     MultilinearRelationshipNetwork,
     MultiScaleNet,
@@ -78,6 +79,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
     "HardSharing.cnn": (lambda: HardSharing.cnn(IMAGE[0], [16, 32], TASKS), IMAGE),
     "CrossStitch.cnn": (lambda: CrossStitchNetwork.cnn(IMAGE[0], [16, 32], TASKS), IMAGE),
     "HardSharing.unet": (lambda: HardSharing.unet(IMAGE[0], [8, 16, 32], {"seg": 3, "depth": 1}), IMAGE),
+    "HyperFace": (lambda: HyperFace({"face": 2, "landmarks": 10, "pose": 3}, size=16, channels=[8, 16]), IMAGE),
     "JointManyTask": (lambda: JointManyTask(VOCAB, {"pos": 5, "chunk": 4, "relation": 3}, hidden=32), SENTENCE_PAIR),
     "MultiScaleNet": (lambda: MultiScaleNet(IMAGE[0], IMAGE[1], {"seg": 3, "depth": 1}), IMAGE),
     "UnionSegmentationNet": (

@@ -415,3 +415,33 @@ def successive_regularization(
 def parameter_snapshot(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
     r"""Detached copies :math:`\theta'` of ``params`` for :func:`successive_regularization`."""
     return [p.detach().clone() for p in params]
+
+
+# -- faces: landmark targets that carry their visibility (HyperFace, TCDCN, Devries et al.) -------------------
+def visible_landmark_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    r""":func:`landmark_loss` for a task head: ``pred`` ``(B, 2N)`` flat, ``target`` ``(B, N, 3)`` rows ``(a, b, v)``.
+
+    The third column of the target is the visibility :math:`v_i` of HyperFace's
+    :math:`L_L = \frac{1}{2N} \sum_i v_i \big((x_i - a_i)^2 + (y_i - b_i)^2\big)`
+    (as :func:`mtl_course.data.faces.make_faces` stores it). A sample whose target
+    holds a ``NaN`` (no face) or that ``mask`` marks false is unlabelled: it adds
+    nothing, and the mean runs over the labelled samples. With every :math:`v_i = 1`
+    this is TCDCN's squared landmark error :math:`\frac{1}{2N}\lVert y - f(x) \rVert^2`
+    (Zhang et al., ECCV 2014) averaged over the batch.
+
+    >>> target = torch.tensor([[[1.0, 1.0, 1.0], [3.0, 0.0, 0.0]], [[float("nan")] * 3] * 2])
+    >>> visible_landmark_loss(torch.zeros(2, 4), target)  # sample 0 as in landmark_loss; sample 1 unlabelled
+    tensor(0.5000)
+    """
+    if target.ndim != 3 or target.shape[-1] != 3 or pred.shape != (target.shape[0], 2 * target.shape[1]):
+        raise ValueError(
+            "visible_landmark_loss expects pred (B, 2N) and target (B, N, 3) with rows (x, y, visibility); "
+            f"got pred {tuple(pred.shape)} and target {tuple(target.shape)}"
+        )
+    labelled = ~torch.isnan(target).flatten(1).any(1)
+    if mask is not None:
+        labelled = labelled & mask.bool().reshape(-1)
+    points = pred.reshape(target.shape[0], target.shape[1], 2)
+    safe = torch.where(labelled[:, None, None], target, 0.0)
+    position = torch.where(labelled[:, None, None], safe[..., :2], points.detach())
+    return landmark_loss(points, position, safe[..., 2], labelled)

@@ -59,5 +59,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "relationship_correlation",
             "weight_correlation",
         ],
+        "faces": ["make_faces"],
     },
 )

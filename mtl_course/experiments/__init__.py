@@ -17,6 +17,7 @@
 * :mod:`~mtl_course.experiments.fully_adaptive` -- task affinity and top-down widening (B9).
 * :mod:`~mtl_course.experiments.pinto_gupta` -- a budget of interactions split between grasp and push (B6).
 * :mod:`~mtl_course.experiments.relationship` -- multilinear relationship networks against STL (B10).
+* :mod:`~mtl_course.experiments.faces` -- HyperFace (B4), TCDCN (B5) and Devries et al. (B7) on synthetic faces.
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -96,6 +97,22 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "per_task_table",
             "run_relationship",
             "structure_recovery",
+        ],
+        "faces": [
+            "EARLY_STOP",
+            "FACE_OUTPUTS",
+            "FUSED",
+            "HYPERFACE_LAMBDAS",
+            "LAST",
+            "MAIN_ONLY",
+            "TCDCN_TASKS",
+            "TO_THE_END",
+            "errors_by_group",
+            "face_model",
+            "face_task",
+            "run_hyperface",
+            "run_tcdcn",
+            "select_tasks",
         ],
         "loss_weighting": [
             "conflicting_pair_experiment",

@@ -48,6 +48,7 @@ from mtl_course.experiments.replicate import ReplicatedModel, summed
 from mtl_course.losses import expand_mask
 from mtl_course.models.base import MultiTaskModel
 from mtl_course.train import Callback, Recorder, Task, TrainState, fit, split_batch
+from mtl_course.weighting import WeightingMethod
 
 #: What a run is measured on every epoch, in this order (the long ``curves`` table has one column each).
 MEASURES = ("train", "val", "test")
@@ -289,7 +290,7 @@ def train_each(
     *,
     epochs: int = 100,
     lr: float = 1e-2,
-    weighting: str = "equal",
+    weighting: str | Callable[[Run], WeightingMethod] = "equal",
     steps_per_epoch: int = 1,
     batch_size: int | None = None,
     mixing_lr_scale: float | None = None,
@@ -298,6 +299,7 @@ def train_each(
     select: Sequence[str] | None = None,
     record: Callable[[MultiTaskModel], Any] | None = None,
     measure_every: int = 1,
+    callbacks: Callable[[Run], Sequence[Callback]] | None = None,
     device: torch.device | str | None = None,
 ) -> ExperimentResult:
     """Train one ordinary model per run with :func:`mtl_course.train.fit` (Adam), monitored by :class:`Monitor`.
@@ -318,7 +320,11 @@ def train_each(
     the curves between). A run whose loss stops being finite (``fit`` raises
     ``FloatingPointError``, e.g. at a diverging learning rate) is reported
     with ``diverged=True`` and ``NaN`` measurements from then on; the others
-    go on.
+    go on. ``weighting`` is a registered name or a function ``run -> method``
+    (a fresh method per run, e.g. fixed weights that differ between runs);
+    ``callbacks(run)`` adds per-run callbacks of :func:`~mtl_course.train.fit`,
+    which then also evaluates ``run.val`` every epoch (the ``<task>/val_loss``
+    columns that :class:`~mtl_course.train.TaskEarlyStopping` reads).
     """
     if not runs:
         raise ValueError("train_each needs at least one run, got none")
@@ -346,18 +352,22 @@ def train_each(
         else:
             loader = run.train.loader(batch_size, seed=int(run.seed), device=device)
             per_epoch = len(loader)
+        extra = list(callbacks(run)) if callbacks is not None else []
+        if extra and run.val is None:
+            raise ValueError(f"run {run.condition!r}/{run.seed} has callbacks but no validation set for them to read")
         try:
             fit(
                 model,
                 tasks,
-                weighting,
+                weighting if isinstance(weighting, str) else weighting(run),
                 loader,
+                val_loader=[run.val.batch(device)] if extra else None,
                 epochs=epochs,
                 lr=lr,
                 optimizer=optimizer,
                 device=device,
                 penalty=penalty,
-                callbacks=[monitor] + ([recorder] if recorder is not None else []),
+                callbacks=[monitor] + ([recorder] if recorder is not None else []) + extra,
                 progress=False,
             )
             diverged.append(False)

@@ -7,6 +7,7 @@
 * :class:`SoftSharing` -- one column per task, a penalty pulls them together.
 * :class:`CrossStitchNetwork` -- columns mixed by cross-stitch units (Misra et al., CVPR 2016).
 * :class:`SluiceNetwork` -- columns mixed subspace-wise, with layer stitching (Ruder et al., AAAI 2019).
+* :class:`HyperFace` -- hard sharing on hyperfeatures fused from several depths (Ranjan et al., TPAMI 2019).
 * :class:`JointManyTask` -- recurrent layers stacked by task depth (Hashimoto et al., EMNLP 2017).
 * :class:`UnionSegmentationNet` -- every layer shared, one output over the union of the tasks' labels (Moeskops et al.,
   MICCAI 2016).
@@ -47,6 +48,7 @@ from mtl_course.models.cross_stitch import (
 )
 from mtl_course.models.grasp_push import ActionHead, GraspPushNetwork
 from mtl_course.models.hard_sharing import HardSharing
+from mtl_course.models.hyperface import HyperFace, HyperFeatures
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
 from mtl_course.models.multiscale import MultiScaleNet, MultiScaleTrunk
 from mtl_course.models.relationship import MultilinearRelationshipNetwork
@@ -83,6 +85,8 @@ __all__ = [
     "CrossStitchUnit",
     "DenseHead",
     "HardSharing",
+    "HyperFace",
+    "HyperFeatures",
     "JointManyTask",
     "LinearHead",
     "MLPTrunk",

@@ -42,5 +42,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "toy_regression": ["QuadraticTasks", "make_conflicting_regressions", "make_gradnorm_toy"],
         "multidigits": ["load_multidigits"],
         "toy_language": ["make_toy_language", "sentence_words"],
+        "partial_digits": ["label_counts", "make_partial_digits"],
     },
 )

@@ -12,6 +12,7 @@
 * :mod:`~mtl_course.experiments.sluice` -- sluice networks (A5), and a replay of the official code.
 * :mod:`~mtl_course.experiments.loss_weighting` -- the weighting methods compared (A6).
 * :mod:`~mtl_course.experiments.joint_many_task` -- the Joint Many-Task model's training turns (B3).
+* :mod:`~mtl_course.experiments.ubernet` -- UberNet: partial labels, two averages, checkpointed heads (B8).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -49,6 +50,15 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "run_joint_many_task",
             "train_turns",
             "turn_task",
+        ],
+        "ubernet": [
+            "BATCH_MEAN",
+            "LABELLED_MEAN",
+            "effective_weights",
+            "memory_profile",
+            "run_ubernet",
+            "saved_activation_bytes",
+            "ubernet_tasks",
         ],
         "loss_weighting": [
             "conflicting_pair_experiment",

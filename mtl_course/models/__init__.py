@@ -8,6 +8,7 @@
 * :class:`CrossStitchNetwork` -- columns mixed by cross-stitch units (Misra et al., CVPR 2016).
 * :class:`SluiceNetwork` -- columns mixed subspace-wise, with layer stitching (Ruder et al., AAAI 2019).
 * :class:`JointManyTask` -- recurrent layers stacked by task depth (Hashimoto et al., EMNLP 2017).
+* :func:`ubernet` -- a skip-layer trunk and one fusion head per task (Kokkinos, CVPR 2017).
 
 All follow the contract of :class:`MultiTaskModel`.
 
@@ -51,15 +52,18 @@ from mtl_course.models.sluice import (
     subspace_orthogonality,
 )
 from mtl_course.models.soft_sharing import SoftSharing, squared_l2_penalty, trace_norm_penalty
+from mtl_course.models.ubernet import Checkpointed, FusionHead, SkipTrunk, ubernet, ubernet_single_task
 
 __all__ = [
     "BottleneckHead",
     "CNNTrunk",
+    "Checkpointed",
     "ColumnNetwork",
     "CrossStitchFunction",
     "CrossStitchNetwork",
     "CrossStitchUnit",
     "DenseHead",
+    "FusionHead",
     "HardSharing",
     "JointManyTask",
     "LinearHead",
@@ -67,6 +71,7 @@ __all__ = [
     "MixedColumnNetwork",
     "MultiTaskModel",
     "SingleTask",
+    "SkipTrunk",
     "SluiceNetwork",
     "SluiceUnit",
     "SoftSharing",
@@ -82,4 +87,6 @@ __all__ = [
     "stage_weight",
     "subspace_orthogonality",
     "trace_norm_penalty",
+    "ubernet",
+    "ubernet_single_task",
 ]

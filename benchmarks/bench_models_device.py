@@ -41,6 +41,7 @@ from mtl_course.models import (
     SingleTask,
     SluiceNetwork,
     SoftSharing,
+    ubernet,
 )
 
 ATOL, RTOL = 1e-4, 1e-3
@@ -70,6 +71,11 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
     "CrossStitch.cnn": (lambda: CrossStitchNetwork.cnn(IMAGE[0], [16, 32], TASKS), IMAGE),
     "HardSharing.unet": (lambda: HardSharing.unet(IMAGE[0], [8, 16, 32], {"seg": 3, "depth": 1}), IMAGE),
     "JointManyTask": (lambda: JointManyTask(VOCAB, {"pos": 5, "chunk": 4, "relation": 3}, hidden=32), SENTENCE_PAIR),
+    "UberNet": (lambda: ubernet(IMAGE[0], [16, 16, 16], {"cls": 10, "mask": 2}, dense=["mask"]), IMAGE),
+    "UberNet checkpointed": (
+        lambda: ubernet(IMAGE[0], [16, 16, 16], {"cls": 10, "mask": 2}, dense=["mask"], checkpoint_heads=True),
+        IMAGE,
+    ),
 }
 
 

@@ -63,6 +63,7 @@ def test_checkpointed_heads_give_the_same_outputs_and_gradients() -> None:
         (lambda: ubernet(1, [], {"a": 2}), ValueError, "channels must be a non-empty list"),
         (lambda: ubernet(1, [4], {"a": 0}), ValueError, "output dimension must be a positive int"),
         (lambda: FusionHead(4, 2, hidden=0), ValueError, "positive int hidden"),
+        (lambda: Checkpointed(lambda x: x), TypeError, "wraps a torch.nn.Module, got function"),
     ],
 )
 def test_bad_construction_names_what_is_wrong(build, error, message: str) -> None:
@@ -76,6 +77,15 @@ def test_wrong_input_shape_names_the_expected_shape() -> None:
         model(torch.zeros(2, 3, 8, 8))
     with pytest.raises(ValueError, match=r"FusionHead expects features of shape \(N, 4, H, W\)"):
         model.heads["digit"](torch.zeros(2, 5, 8, 8))
+
+
+def test_a_nan_image_stops_training_with_the_task_named(partial_loader) -> None:
+    x, targets, masks = partial_loader.batch()
+    x = x.clone()
+    x[0, 0, 0, 0] = float("nan")
+    model = ubernet(1, [4], OUTPUTS, DENSE, hidden=3)
+    with pytest.raises(FloatingPointError, match="the loss of task '(digit|parity|ink)' is not finite"):
+        fit(model, ubernet_tasks("labelled"), "equal", [(x, targets, masks)], epochs=1, device="cpu", progress=False)
 
 
 METHODS = [m for m in available_methods() if m != "fixed"]

@@ -161,7 +161,7 @@ def run_ubernet(
 
 # -- memory ---------------------------------------------------------------------------------------
 def saved_activation_bytes(model: MultiTaskModel, x: torch.Tensor) -> int:
-    """Bytes of the activations that one forward pass of ``model`` keeps for the backward pass.
+    """Bytes of the activations that one forward pass of ``model`` keeps for the backward pass (which is not run).
 
     Counts every distinct storage that autograd saves while the summed outputs
     are computed, except the model's parameters (they are kept anyway).
@@ -179,8 +179,7 @@ def saved_activation_bytes(model: MultiTaskModel, x: torch.Tensor) -> int:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        total = sum(y.float().square().mean() for y in model(x).values())
-    total.backward()
+        sum(y.float().square().mean() for y in model(x).values())  # the graph is freed on return
     return sum(saved.values())
 
 

@@ -111,6 +111,8 @@ class Checkpointed(nn.Module):
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"Checkpointed wraps a torch.nn.Module, got {type(module).__name__}")
         self.module = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

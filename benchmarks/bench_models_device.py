@@ -47,6 +47,7 @@ from mtl_course.models import (
     SluiceNetwork,
     SoftSharing,
     UnionSegmentationNet,
+    ubernet,
 )
 
 ATOL, RTOL = 1e-4, 1e-3
@@ -90,6 +91,11 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
     "MRN.mlp": (  # MultilinearRelationshipNetwork: one output size for every task: the weights form one tensor
         lambda: MultilinearRelationshipNetwork.mlp(IN_FEATURES, HIDDEN, {"a": 10, "b": 10, "c": 10}),
         (IN_FEATURES,),
+    ),
+    "UberNet": (lambda: ubernet(IMAGE[0], [16, 16, 16], {"cls": 10, "mask": 2}, dense=["mask"]), IMAGE),
+    "UberNet checkpointed": (
+        lambda: ubernet(IMAGE[0], [16, 16, 16], {"cls": 10, "mask": 2}, dense=["mask"], checkpoint_heads=True),
+        IMAGE,
     ),
 }
 

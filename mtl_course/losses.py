@@ -34,7 +34,7 @@ tensor([0., 0., 0.])
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -445,3 +445,58 @@ def visible_landmark_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.
     safe = torch.where(labelled[:, None, None], target, 0.0)
     position = torch.where(labelled[:, None, None], safe[..., :2], points.detach())
     return landmark_loss(points, position, safe[..., 2], labelled)
+
+
+# -- UberNet: averaging over the labelled items or over the whole batch ----------------
+def labelled_fraction(target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    r"""The share of the target's items that carry a label, :math:`\sum_i \delta_i / N`, as a 0-dim tensor.
+
+    An item is missing where ``mask`` (over the leading dimensions) is false,
+    where a floating target is ``NaN`` or where a class target is ``-100``,
+    the conventions of every loss of this module.
+
+    >>> labelled_fraction(torch.tensor([3, -100, 1, -100]))
+    tensor(0.5000)
+    >>> labelled_fraction(torch.zeros(4, 2, 2), torch.tensor([True, False, False, False]))
+    tensor(0.2500)
+    """
+    if target.numel() == 0:
+        raise ValueError(f"labelled_fraction needs a non-empty target, got shape {tuple(target.shape)}")
+    labelled = ~torch.isnan(target) if target.is_floating_point() else target != IGNORE_INDEX
+    if mask is not None:
+        labelled = labelled & expand_mask(mask.bool(), target.shape)
+    return labelled.sum() / labelled.numel()
+
+
+class BatchMean:
+    r"""A masked task loss averaged over the **whole batch** instead of over the task's labelled items.
+
+    Every loss of this module averages over the :math:`n_t` items that carry
+    task :math:`t`'s label (:func:`masked_mean`, UberNet's :math:`\delta_{t,i}`;
+    Kokkinos, CVPR 2017, arXiv 1609.02132). Dividing the same sum by the
+    number :math:`N` of all items of the batch instead gives
+
+    .. math::
+
+        L^{\text{batch}}_t = \frac{1}{N} \sum_{i=1}^{N} \delta_{t,i}\, \ell_{t,i}
+        = \frac{n_t}{N}\, \underbrace{\frac{1}{n_t} \sum_{i} \delta_{t,i}\, \ell_{t,i}}_{L_t},
+
+    so the choice is a task weight :math:`n_t / N`, the task's labelled
+    fraction of the batch (:func:`labelled_fraction`): a task labelled on 5 %
+    of the images counts 5 % as much as under :math:`L_t`. ``BatchMean(loss)``
+    wraps any loss of this module; it is picklable, unlike a lambda.
+
+    >>> BatchMean(cross_entropy)(torch.zeros(4, 2), torch.tensor([0, -100, -100, -100]))  # log 2 / 4
+    tensor(0.1733)
+    """
+
+    def __init__(self, loss: Callable[..., torch.Tensor]) -> None:
+        if not callable(loss):
+            raise TypeError(f"BatchMean wraps a loss function (pred, target, mask) -> tensor, got {loss!r}")
+        self.loss = loss
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.loss(pred, target, mask) * labelled_fraction(target, mask)
+
+    def __repr__(self) -> str:
+        return f"BatchMean({getattr(self.loss, '__name__', repr(self.loss))})"

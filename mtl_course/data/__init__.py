@@ -60,5 +60,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "weight_correlation",
         ],
         "faces": ["make_faces"],
+        "partial_digits": ["label_counts", "make_partial_digits"],
     },
 )

@@ -18,6 +18,7 @@
 * :mod:`~mtl_course.experiments.pinto_gupta` -- a budget of interactions split between grasp and push (B6).
 * :mod:`~mtl_course.experiments.relationship` -- multilinear relationship networks against STL (B10).
 * :mod:`~mtl_course.experiments.faces` -- HyperFace (B4), TCDCN (B5) and Devries et al. (B7) on synthetic faces.
+* :mod:`~mtl_course.experiments.ubernet` -- UberNet: partial labels, two averages, checkpointed heads (B8).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -113,6 +114,15 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "run_hyperface",
             "run_tcdcn",
             "select_tasks",
+        ],
+        "ubernet": [
+            "BATCH_MEAN",
+            "LABELLED_MEAN",
+            "effective_weights",
+            "memory_profile",
+            "run_ubernet",
+            "saved_activation_bytes",
+            "ubernet_tasks",
         ],
         "loss_weighting": [
             "conflicting_pair_experiment",

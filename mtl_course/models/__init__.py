@@ -14,6 +14,7 @@
 * :class:`BranchedNetwork` -- a tree of shared trunks, grouped by task affinity (Lu et al., CVPR 2017).
 * :class:`GraspPushNetwork` -- one conv trunk, a grasp and a push head (Pinto & Gupta, ICRA 2017).
 * :class:`MultilinearRelationshipNetwork` -- task layers under a tensor-normal prior (Long et al., NIPS 2017).
+* :func:`ubernet` -- a skip-layer trunk and one fusion head per task (Kokkinos, CVPR 2017).
 
 All follow the contract of :class:`MultiTaskModel`.
 
@@ -71,6 +72,7 @@ from mtl_course.models.tensor_normal import (
     tensor_normal_nll,
     unfold,
 )
+from mtl_course.models.ubernet import Checkpointed, FusionHead, SkipTrunk, ubernet, ubernet_single_task
 from mtl_course.models.union_segmentation import UnionSegmentationNet
 
 __all__ = [
@@ -79,11 +81,13 @@ __all__ = [
     "BottleneckHead",
     "BranchedNetwork",
     "CNNTrunk",
+    "Checkpointed",
     "ColumnNetwork",
     "CrossStitchFunction",
     "CrossStitchNetwork",
     "CrossStitchUnit",
     "DenseHead",
+    "FusionHead",
     "HardSharing",
     "HyperFace",
     "HyperFeatures",
@@ -96,6 +100,7 @@ __all__ = [
     "MultilinearRelationshipNetwork",
     "MultiTaskModel",
     "SingleTask",
+    "SkipTrunk",
     "SluiceNetwork",
     "SluiceUnit",
     "SoftSharing",
@@ -119,4 +124,6 @@ __all__ = [
     "tensor_normal_nll",
     "trace_norm_penalty",
     "unfold",
+    "ubernet",
+    "ubernet_single_task",
 ]

@@ -33,6 +33,7 @@ from collections.abc import Callable
 import torch
 
 from mtl_course.device import autocast
+from mtl_course.experiments import build_birads_network
 from mtl_course.models import (
     CrossStitchNetwork,
     HardSharing,
@@ -73,6 +74,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
     "HardSharing.unet": (lambda: HardSharing.unet(IMAGE[0], [8, 16, 32], {"seg": 3, "depth": 1}), IMAGE),
     "JointManyTask": (lambda: JointManyTask(VOCAB, {"pos": 5, "chunk": 4, "relation": 3}, hidden=32), SENTENCE_PAIR),
     "MultiScaleNet": (lambda: MultiScaleNet(IMAGE[0], IMAGE[1], {"seg": 3, "depth": 1}), IMAGE),
+    "BI-RADS HardSharing (B12)": (lambda: build_birads_network(), IMAGE),
     "UnionSegmentationNet": (
         lambda: UnionSegmentationNet(["brain", "breast", "cta"], IMAGE[0], [8, 8, 8, 8], [1, 1, 2, 4], 16, 9),
         IMAGE,

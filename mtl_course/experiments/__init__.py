@@ -14,6 +14,7 @@
 * :mod:`~mtl_course.experiments.joint_many_task` -- the Joint Many-Task model's training turns (B3).
 * :mod:`~mtl_course.experiments.eigen_fergus` -- depth, normals and labels from one network (B1).
 * :mod:`~mtl_course.experiments.moeskops` -- one network for three modalities (B2).
+* :mod:`~mtl_course.experiments.birads` -- BI-RADS descriptors as auxiliary tasks (B12).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -70,6 +71,18 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "multidigits_experiment",
             "pareto_stationarity",
             "tcdcn_curve",
+        ],
+        "birads": [
+            "BIRADS_TASKS",
+            "BiradsSetting",
+            "birads_splits",
+            "birads_tasks",
+            "build_birads_network",
+            "descriptor_input_auc",
+            "diagnosis_logits",
+            "diagnosis_metrics",
+            "run_birads",
+            "without_descriptors",
         ],
         "moeskops": [
             "ModalityExperiment",

@@ -413,6 +413,9 @@ def cross_modality_rate(confusion: torch.Tensor) -> torch.Tensor:
 # any monotone distortion of the scores. Reliability diagram and expected calibration error (ECE) with equal-width
 # bins, as in Guo, Pleiss, Sun & Weinberger, "On Calibration of Modern Neural Networks", ICML 2017, arXiv
 # 1706.04599 (Section 2), here for the predicted probability of the positive class.
+HIGHER_IS_BETTER["ece"] = False
+
+
 def reliability_bins(
     logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, bins: int = 10
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 import torch
 
 from mtl_course.device import autocast
+from mtl_course.experiments import build_birads_network
 from mtl_course.models import (
     BranchedNetwork,
     CrossStitchNetwork,
@@ -83,6 +84,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
     "HyperFace": (lambda: HyperFace({"face": 2, "landmarks": 10, "pose": 3}, size=16, channels=[8, 16]), IMAGE),
     "JointManyTask": (lambda: JointManyTask(VOCAB, {"pos": 5, "chunk": 4, "relation": 3}, hidden=32), SENTENCE_PAIR),
     "MultiScaleNet": (lambda: MultiScaleNet(IMAGE[0], IMAGE[1], {"seg": 3, "depth": 1}), IMAGE),
+    "BI-RADS HardSharing (B12)": (lambda: build_birads_network(), IMAGE),
     "UnionSegmentationNet": (
         lambda: UnionSegmentationNet(["brain", "breast", "cta"], IMAGE[0], [8, 8, 8, 8], [1, 1, 2, 4], 16, 9),
         IMAGE,

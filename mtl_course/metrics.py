@@ -722,3 +722,72 @@ def landmark_error(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor 
     p = pred[labelled].float().reshape(t.shape)
     interocular = (t[:, 0] - t[:, 1]).norm(dim=-1)
     return ((p - t).norm(dim=-1).mean(-1) / interocular).mean().item()
+
+
+# -- calibration of a binary diagnosis (Liu et al., lecture B12) -------------------------------------
+# A diagnosis reported as a probability must be calibrated as well as ranked: the AUC (:func:`auc`) is blind to
+# any monotone distortion of the scores. Reliability diagram and expected calibration error (ECE) with equal-width
+# bins, as in Guo, Pleiss, Sun & Weinberger, "On Calibration of Modern Neural Networks", ICML 2017, arXiv
+# 1706.04599 (Section 2), here for the predicted probability of the positive class.
+HIGHER_IS_BETTER["ece"] = False
+
+
+def reliability_bins(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, bins: int = 10
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Per bin of the predicted probability :math:`\hat p = \sigma(z)`: its mean, the fraction positive, the count.
+
+    Bin :math:`b = 1, \dots, M` holds the labelled items with
+    :math:`\hat p \in ((b-1)/M, b/M]` (the first bin also holds
+    :math:`\hat p = 0`). Returns ``(confidence, frequency, count)``, each
+    ``(M,)``; empty bins have ``NaN`` confidence and frequency. Plotting
+    ``frequency`` against ``confidence`` gives the reliability diagram.
+
+    >>> p, y = torch.tensor([0.1, 0.15, 0.9]), torch.tensor([0, 1, 1])
+    >>> conf, freq, count = reliability_bins(torch.logit(p), y, bins=2)
+    >>> [round(c, 3) for c in conf.tolist()], freq.tolist(), count.tolist()
+    ([0.125, 0.9], [0.5, 1.0], [2, 1])
+    """
+    if not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    if logits.shape != target.shape:
+        raise ValueError(
+            f"calibration needs one logit per label: logits {tuple(logits.shape)}, target {tuple(target.shape)}"
+        )
+    labelled = _labelled(target, mask).reshape(-1)
+    if not bool(labelled.any()):
+        raise ValueError("calibration needs at least one labelled item, got none")
+    p = torch.sigmoid(logits.reshape(-1)[labelled].double())
+    if bool(torch.isnan(p).any()):
+        raise ValueError("the logits of labelled items contain NaN")
+    y = target.reshape(-1)[labelled].double()
+    index = (torch.ceil(p * bins).long() - 1).clamp(0, bins - 1)
+    count = torch.bincount(index, minlength=bins)
+    total_p = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, p)
+    total_y = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, y)
+    nonempty = count > 0
+    nan = torch.full((bins,), math.nan, dtype=torch.float64)
+    confidence = torch.where(nonempty, total_p / count.clamp_min(1), nan)
+    frequency = torch.where(nonempty, total_y / count.clamp_min(1), nan)
+    return confidence, frequency, count
+
+
+def expected_calibration_error(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, bins: int = 10
+) -> float:
+    r"""Expected calibration error of a binary task, with ``bins`` equal-width bins of :math:`\hat p = \sigma(z)`,
+
+    .. math:: \mathrm{ECE} = \sum_{b=1}^{M} \frac{n_b}{n}\, \big| \bar y_b - \bar p_b \big| ,
+
+    :math:`\bar p_b` the mean predicted probability and :math:`\bar y_b` the
+    fraction of positives among the :math:`n_b` labelled items of bin
+    :math:`b` (:func:`reliability_bins`); 0 is perfect calibration.
+
+    >>> p, y = torch.tensor([0.1, 0.15, 0.9]), torch.tensor([0, 1, 1])
+    >>> round(expected_calibration_error(torch.logit(p), y, bins=2), 4)  # (2/3)|0.5 - 0.125| + (1/3)|1 - 0.9|
+    0.2833
+    """
+    confidence, frequency, count = reliability_bins(logits, target, mask, bins)
+    nonempty = count > 0
+    weights = count[nonempty].double() / count.sum()
+    return float((weights * (frequency[nonempty] - confidence[nonempty]).abs()).sum())

@@ -43,6 +43,16 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "multidigits": ["load_multidigits"],
         "toy_language": ["make_toy_language", "sentence_words"],
         "indoor_scenes": ["CLASSES", "depth_edges", "discontinuities", "make_indoor_scenes", "pixel_rays"],
+        "breast_lesions": [
+            "DESCRIPTORS",
+            "DIAGNOSIS",
+            "LEVELS",
+            "VOTE_WEIGHTS",
+            "make_breast_lesions",
+            "malignancy_probability",
+            "render_lesions",
+            "rule_weights",
+        ],
         "modalities": ["CLASS_NAMES", "LABEL_SETS", "MODALITIES", "N_CLASSES", "make_modalities", "modality_index"],
         "digit_attributes": [
             "KNOWN_GROUPS",

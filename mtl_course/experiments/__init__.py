@@ -19,6 +19,7 @@
 * :mod:`~mtl_course.experiments.relationship` -- multilinear relationship networks against STL (B10).
 * :mod:`~mtl_course.experiments.faces` -- HyperFace (B4), TCDCN (B5) and Devries et al. (B7) on synthetic faces.
 * :mod:`~mtl_course.experiments.ubernet` -- UberNet: partial labels, two averages, checkpointed heads (B8).
+* :mod:`~mtl_course.experiments.birads` -- BI-RADS descriptors as auxiliary tasks (B12).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -131,6 +132,18 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "multidigits_experiment",
             "pareto_stationarity",
             "tcdcn_curve",
+        ],
+        "birads": [
+            "BIRADS_TASKS",
+            "BiradsSetting",
+            "birads_splits",
+            "birads_tasks",
+            "build_birads_network",
+            "descriptor_input_auc",
+            "diagnosis_logits",
+            "diagnosis_metrics",
+            "run_birads",
+            "without_descriptors",
         ],
         "moeskops": [
             "ModalityExperiment",

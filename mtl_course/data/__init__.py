@@ -44,5 +44,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "toy_language": ["make_toy_language", "sentence_words"],
         "indoor_scenes": ["CLASSES", "depth_edges", "discontinuities", "make_indoor_scenes", "pixel_rays"],
         "modalities": ["CLASS_NAMES", "LABEL_SETS", "MODALITIES", "N_CLASSES", "make_modalities", "modality_index"],
+        "ultrasound_views": ["LANDMARKS_PER_VIEW", "VIEWS", "fan_mask", "make_ultrasound_views", "view_rows"],
     },
 )

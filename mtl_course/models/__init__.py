@@ -10,6 +10,8 @@
 * :class:`JointManyTask` -- recurrent layers stacked by task depth (Hashimoto et al., EMNLP 2017).
 * :class:`UnionSegmentationNet` -- every layer shared, one output over the union of the tasks' labels (Moeskops et al.,
   MICCAI 2016).
+* :class:`ViewLandmarkNet` -- a shared encoder, a view head and one landmark decoder for every view (Xu et al.,
+  MICCAI 2018).
 
 All follow the contract of :class:`MultiTaskModel`.
 
@@ -43,6 +45,7 @@ from mtl_course.models.cross_stitch import (
 )
 from mtl_course.models.hard_sharing import HardSharing
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
+from mtl_course.models.less_is_more import HeatmapDecoder, ViewClassifierHead, ViewLandmarkNet
 from mtl_course.models.multiscale import MultiScaleNet, MultiScaleTrunk
 from mtl_course.models.single_task import SingleTask
 from mtl_course.models.sluice import (
@@ -65,6 +68,7 @@ __all__ = [
     "CrossStitchUnit",
     "DenseHead",
     "HardSharing",
+    "HeatmapDecoder",
     "JointManyTask",
     "LinearHead",
     "MLPTrunk",
@@ -80,6 +84,8 @@ __all__ = [
     "UNetDecoder",
     "UNetEncoder",
     "UnionSegmentationNet",
+    "ViewClassifierHead",
+    "ViewLandmarkNet",
     "cross_stitch",
     "cross_stitch_reference",
     "layer_stitch_init",

@@ -80,3 +80,12 @@ def test_bad_arguments_are_named() -> None:
         less_is_more_experiment([])
     with pytest.raises(ValueError, match="designs must be"):
         less_is_more_experiment([0], designs=["ensemble"])
+
+
+def test_the_weighting_method_reaches_the_joint_network_only() -> None:
+    kwargs = {"n_train": 16, "n_test": 8, "epochs": 2, "batch_size": 8, "size": 16}
+    equal = less_is_more_experiment([0], designs=[JOINT], **kwargs)
+    uncertainty = less_is_more_experiment([0], designs=[JOINT], weighting="uncertainty", **kwargs)
+    assert not equal.images.error_oracle.equals(uncertainty.images.error_oracle)
+    with pytest.raises((KeyError, ValueError), match="nonsense"):
+        less_is_more_experiment([0], designs=[JOINT], weighting="nonsense", **kwargs)

@@ -59,9 +59,9 @@ LANDMARKS_PER_VIEW = 2
 
 # per view, as fractions of the image size: semi-major axis a, semi-minor axis b (ranges), organ echogenicity
 _SHAPES: dict[str, tuple[tuple[float, float], tuple[float, float], float]] = {
-    "kidney_long": ((0.24, 0.33), (0.11, 0.15), 0.3),
-    "kidney_trans": ((0.16, 0.23), (0.12, 0.16), 0.3),
-    "liver": ((0.28, 0.36), (0.18, 0.24), 0.7),
+    "kidney_long": ((0.26, 0.34), (0.11, 0.15), 0.3),
+    "kidney_trans": ((0.15, 0.21), (0.12, 0.16), 0.3),
+    "liver": ((0.29, 0.37), (0.18, 0.24), 0.6),
     "spleen": ((0.20, 0.28), (0.13, 0.18), 1.0),
 }
 _BACKGROUND = 0.5  # echogenicity of the tissue around the organ

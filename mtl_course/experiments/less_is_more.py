@@ -33,7 +33,7 @@ parameters and the CPU seconds of training per design.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -148,7 +148,8 @@ class LessIsMoreResult:
     :func:`measure`; ``cost``: one row per trained network with ``seed``,
     ``design``, ``network``, ``parameters``, ``cpu_s`` and ``wall_s``;
     ``models``: per ``(design, seed)`` the trained networks (the joint model,
-    or the classifier followed by one landmark network per view).
+    or the classifier followed by one landmark network per view); ``results``: the engine's result of every
+    trained network, in training order (its ``summary`` holds the final training loss of each task).
     """
 
     images: pd.DataFrame
@@ -158,11 +159,26 @@ class LessIsMoreResult:
 
 
 def _train(
-    run: Run, build, tasks: list[Task], epochs: int, batch_size: int, lr: float, device
+    run: Run,
+    build: Callable[[Run], ViewLandmarkNet],
+    tasks: list[Task],
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weighting: str,
+    device: torch.device | str | None,
 ) -> tuple[ViewLandmarkNet, ExperimentResult, float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     result = train_each(
-        [run], build, tasks, epochs=epochs, lr=lr, batch_size=batch_size, measure_every=epochs, device=device
+        [run],
+        build,
+        tasks,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        weighting=weighting,
+        measure_every=epochs,
+        device=device,
     )
     return result.models[0], result, time.process_time() - cpu, time.perf_counter() - wall
 
@@ -172,15 +188,20 @@ def less_is_more_experiment(
     n_train: int = 240,
     *,
     n_test: int = 200,
-    epochs: int = 30,
+    epochs: int = 40,
     batch_size: int = 32,
     lr: float = 1e-2,
     channels: Sequence[int] = CHANNELS,
     size: int = 32,
     designs: Sequence[str] = (JOINT, SEPARATE),
+    weighting: str = "equal",
     device: torch.device | str | None = None,
 ) -> LessIsMoreResult:
-    """Train, per seed, the joint network and the separate networks (see the module docstring) and measure them."""
+    """Train, per seed, the joint network and the separate networks (see the module docstring) and measure them.
+
+    ``weighting`` names the method of :mod:`mtl_course.weighting` that combines the joint network's two losses
+    (``"equal"``: their sum); the separate networks have one loss each.
+    """
     if not seeds:
         raise ValueError("need at least one seed, got none")
     unknown = [d for d in designs if d not in (JOINT, SEPARATE)]
@@ -189,8 +210,11 @@ def less_is_more_experiment(
     n_landmarks = LANDMARKS_PER_VIEW * len(VIEWS)
     images, cost, models, results = [], [], {}, []
 
-    def train(design: str, network: str, seed: int, run: Run, build, tasks: list[Task]) -> ViewLandmarkNet:
-        model, result, cpu_s, wall_s = _train(run, build, tasks, epochs, batch_size, lr, device)
+    def train(
+        design: str, network: str, seed: int, run: Run, build: Callable[[Run], ViewLandmarkNet], tasks: list[Task]
+    ) -> ViewLandmarkNet:
+        method = weighting if design == JOINT else "equal"
+        model, result, cpu_s, wall_s = _train(run, build, tasks, epochs, batch_size, lr, method, device)
         parameters = model.parameter_counts()["total"]
         cost.append(
             {"seed": seed, "design": design, "network": network, "parameters": parameters}

@@ -19,7 +19,7 @@ of :math:`Z`. The paper's network is far larger (global convolutional
 kernels, boundary refinement, residual blocks; its figure and parameter
 counts are not checked here); ours keeps the layout: a small
 :class:`~mtl_course.models.blocks.CNNTrunk` (two ``conv-ReLU-pool`` stages,
-:math:`S \to S/4`), a classification head (a convolution, global average
+:math:`S \to S/4`), a classification head (a convolution, global max
 pooling, a linear layer) and a heat-map decoder (upsampling by 2, a
 convolution, a :math:`1 \times 1` convolution to one heat map per landmark at
 half the image resolution). It is a :class:`~mtl_course.models.HardSharing`
@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from mtl_course.models.blocks import CNNTrunk, LinearHead
+from mtl_course.models.blocks import CNNTrunk
 from mtl_course.models.hard_sharing import HardSharing
 
 
@@ -56,7 +56,11 @@ class HeatmapDecoder(nn.Sequential):
 
 
 class ViewClassifierHead(nn.Sequential):
-    """The classification branch: ``conv3x3 -> ReLU``, global average pooling, a linear layer to ``views`` logits.
+    """The classification branch: ``conv3x3 -> ReLU``, global max pooling, a linear layer to ``views`` logits.
+
+    Max pooling asks "is this feature anywhere in the image?"; on the demo's
+    views it learns faster than average pooling, which dilutes a small organ in
+    the background.
 
     >>> import torch
     >>> tuple(ViewClassifierHead(16, 4)(torch.zeros(2, 16, 8, 8)).shape)
@@ -65,7 +69,11 @@ class ViewClassifierHead(nn.Sequential):
 
     def __init__(self, in_channels: int, views: int) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1), nn.ReLU(), LinearHead(in_channels, views)
+            nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
+            nn.Linear(in_channels, views),
         )
 
 

@@ -121,3 +121,18 @@ def test_a_nan_logit_gives_a_nan_loss_that_the_training_loop_refuses() -> None:
     logits, target = _case()
     logits[0, 0, 0, 0] = math.nan
     assert math.isnan(heatmap_cross_entropy(logits, target).item())
+
+
+def test_a_nan_heat_map_stops_the_training_loop_with_an_error_naming_the_task() -> None:
+    from mtl_course.data.ultrasound_views import make_ultrasound_views
+    from mtl_course.models import ViewLandmarkNet
+    from mtl_course.train import Task, fit
+
+    torch.manual_seed(0)
+    net = ViewLandmarkNet(None, 8, channels=(4, 4))
+    with torch.no_grad():
+        net.heads["landmarks"][-1].bias[0] = math.nan  # heat map 0 is NaN everywhere
+    data = make_ultrasound_views(8, size=16, seed=0)  # two images of each view: heat map 0 is labelled
+    data = data.with_targets({"landmarks": data.targets["landmarks"]})
+    with pytest.raises(FloatingPointError, match="the loss of task 'landmarks' is not finite"):
+        fit(net, [Task("landmarks", heatmap_cross_entropy)], "equal", data.loader(), epochs=1, progress=False)

@@ -48,6 +48,7 @@ from mtl_course.models import (
     SluiceNetwork,
     SoftSharing,
     UnionSegmentationNet,
+    ViewLandmarkNet,
     ubernet,
 )
 
@@ -99,6 +100,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
         lambda: ubernet(IMAGE[0], [16, 16, 16], {"cls": 10, "mask": 2}, dense=["mask"], checkpoint_heads=True),
         IMAGE,
     ),
+    "ViewLandmarkNet": (lambda: ViewLandmarkNet(views=4, landmarks=8), IMAGE),
 }
 
 

@@ -500,3 +500,59 @@ class BatchMean:
 
     def __repr__(self) -> str:
         return f"BatchMean({getattr(self.loss, '__name__', repr(self.loss))})"
+
+
+# -- landmark heat maps (Xu et al., lecture B11) ---------------------------------------------
+def heatmap_cells(points: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    r"""The heat-map cell that holds each landmark: ``row * width + col``, or ``-100`` (missing) for a ``NaN`` point.
+
+    ``points`` is ``(..., 2)`` with ``(x, y)`` in units of the image size
+    (:math:`[0, 1)`); on an ``height`` x ``width`` grid the cell is
+    :math:`(\lfloor y h \rfloor, \lfloor x w \rfloor)`, clamped to the grid.
+
+    >>> heatmap_cells(torch.tensor([[0.0, 0.0], [0.99, 0.5], [float("nan"), 0.2]]), 4, 4).tolist()
+    [0, 11, -100]
+    """
+    if points.shape[-1] != 2:
+        raise ValueError(f"landmark points must have (x, y) in the last dimension, got shape {tuple(points.shape)}")
+    missing = torch.isnan(points).any(-1)
+    safe = torch.where(torch.isnan(points), 0.0, points)
+    col = (safe[..., 0] * width).floor().long().clamp(0, width - 1)
+    row = (safe[..., 1] * height).floor().long().clamp(0, height - 1)
+    return torch.where(missing, IGNORE_INDEX, row * width + col)
+
+
+def heatmap_cross_entropy(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Cross-entropy of landmark heat maps over the labelled landmarks; the loss of the shared landmark decoder (B11).
+
+    Xu et al. (MICCAI 2018, arXiv 1805.10376) decode the landmarks of every
+    view with one shared decoder, one heat map per landmark, and train each
+    landmark only on the images of its own view. Here each heat map
+    :math:`z_k \in \mathbb R^{h \times w}` is a distribution over its cells,
+    :math:`P_k(c) = \operatorname{softmax}_c z_k(c)`, and the loss is
+
+    .. math:: L_{\mathrm{lm}} = -\frac{1}{n} \sum_{(i, k) \in \mathcal M} \log P_{ik}(c^*_{ik}),
+
+    where :math:`\mathcal M` holds the :math:`n` pairs of image :math:`i` and
+    landmark :math:`k` that carry a label (the landmarks of the image's own
+    view: the other rows of the target are ``NaN``) and :math:`c^*_{ik}` is the
+    cell of the true landmark (:func:`heatmap_cells`). It is
+    :func:`cross_entropy` with the cells as the classes, so an unlabelled
+    landmark adds nothing and its heat map gets a zero gradient. The paper's
+    own heat-map loss and its coordinate and adversarial regularisers are not
+    reproduced [unchecked in the paper].
+
+    ``logits`` is ``(B, K, h, w)``, ``target`` ``(B, K, 2)`` (``(x, y)`` in
+    units of the image size), ``mask`` ``(B,)`` or ``(B, K)``.
+
+    >>> z = torch.zeros(1, 2, 2, 2)  # two flat heat maps of 4 cells
+    >>> heatmap_cross_entropy(z, torch.tensor([[[0.1, 0.1], [float("nan"), 0.0]]]))  # one labelled landmark: log 4
+    tensor(1.3863)
+    """
+    if logits.dim() != 4 or target.shape != (*logits.shape[:2], 2):
+        raise ValueError(
+            "heatmap_cross_entropy expects logits (B, K, h, w) and target (B, K, 2); "
+            f"got {tuple(logits.shape)} and {tuple(target.shape)}"
+        )
+    cells = heatmap_cells(target, logits.shape[-2], logits.shape[-1])
+    return cross_entropy(logits.flatten(2).transpose(1, 2), cells, mask)

@@ -791,3 +791,49 @@ def expected_calibration_error(
     nonempty = count > 0
     weights = count[nonempty].double() / count.sum()
     return float((weights * (frequency[nonempty] - confidence[nonempty]).abs()).sum())
+
+
+# -- landmark positions and measurements (Xu et al., lecture B11) -----------------------------------
+def heatmap_soft_argmax(logits: torch.Tensor) -> torch.Tensor:
+    r"""The expected landmark position under each heat map's softmax, ``(B, K, 2)`` as ``(x, y)`` in image units.
+
+    With :math:`P_k(c) = \operatorname{softmax}_c z_k(c)` over the cells of an
+    :math:`h \times w` heat map and :math:`\mu_c` the centre of cell :math:`c`
+    (:math:`((j + \tfrac12)/w, (r + \tfrac12)/h)` for row :math:`r`, column :math:`j`),
+
+    .. math:: \hat p_k = \sum_c P_k(c)\, \mu_c .
+
+    >>> z = torch.full((1, 1, 2, 2), -1e4); z[0, 0, 1, 0] = 0.0  # all mass in row 1, column 0
+    >>> heatmap_soft_argmax(z).tolist()
+    [[[0.25, 0.75]]]
+    """
+    if logits.dim() != 4:
+        raise ValueError(f"heatmap_soft_argmax expects heat maps (B, K, h, w), got {tuple(logits.shape)}")
+    h, w = logits.shape[-2:]
+    prob = logits.flatten(2).softmax(-1).view_as(logits)
+    cols = (torch.arange(w, device=logits.device, dtype=prob.dtype) + 0.5) / w
+    rows = (torch.arange(h, device=logits.device, dtype=prob.dtype) + 0.5) / h
+    return torch.stack([(prob.sum(-2) * cols).sum(-1), (prob.sum(-1) * rows).sum(-1)], -1)
+
+
+def measurement_error(points: torch.Tensor, true_points: torch.Tensor) -> torch.Tensor:
+    r"""Per image, the absolute error of the measured length (the distance between the two landmarks),
+
+    .. math:: e = \big|\, \|\hat p_1 - \hat p_2\| - \|p_1 - p_2\| \,\big| .
+
+    The measurement of a view in Xu et al. (MICCAI 2018, arXiv 1805.10376) is
+    the distance between its two landmarks (an organ's axis); ``points`` and
+    ``true_points`` are ``(B, 2, 2)`` (two landmarks, ``(x, y)``), in any one
+    unit, which the error keeps.
+
+    >>> measurement_error(torch.tensor([[[0.0, 0.0], [3.0, 4.0]]]), torch.tensor([[[1.0, 1.0], [1.0, 7.0]]]))
+    tensor([1.])
+    """
+    if points.shape != true_points.shape or points.shape[-2:] != (2, 2):
+        raise ValueError(
+            "measurement_error expects two landmarks (x, y) per image, (B, 2, 2), for the prediction and the truth; "
+            f"got {tuple(points.shape)} and {tuple(true_points.shape)}"
+        )
+    length = (points[:, 0] - points[:, 1]).norm(dim=-1)
+    true_length = (true_points[:, 0] - true_points[:, 1]).norm(dim=-1)
+    return (length - true_length).abs()

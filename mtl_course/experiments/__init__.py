@@ -20,6 +20,7 @@
 * :mod:`~mtl_course.experiments.faces` -- HyperFace (B4), TCDCN (B5) and Devries et al. (B7) on synthetic faces.
 * :mod:`~mtl_course.experiments.ubernet` -- UberNet: partial labels, two averages, checkpointed heads (B8).
 * :mod:`~mtl_course.experiments.birads` -- BI-RADS descriptors as auxiliary tasks (B12).
+* :mod:`~mtl_course.experiments.less_is_more` -- view classification and landmarks in one network (B11).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -153,6 +154,18 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "one_modality",
             "segment",
             "splits",
+        ],
+        "less_is_more": [
+            "CHANNELS",
+            "JOINT",
+            "SEPARATE",
+            "LessIsMoreResult",
+            "classification_only",
+            "less_is_more_experiment",
+            "measure_joint",
+            "measure_separate",
+            "one_view",
+            "view_tasks",
         ],
     },
 )

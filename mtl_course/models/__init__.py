@@ -15,6 +15,8 @@
 * :class:`GraspPushNetwork` -- one conv trunk, a grasp and a push head (Pinto & Gupta, ICRA 2017).
 * :class:`MultilinearRelationshipNetwork` -- task layers under a tensor-normal prior (Long et al., NIPS 2017).
 * :func:`ubernet` -- a skip-layer trunk and one fusion head per task (Kokkinos, CVPR 2017).
+* :class:`ViewLandmarkNet` -- a shared encoder, a view head and one landmark decoder for every view (Xu et al.,
+  MICCAI 2018).
 
 All follow the contract of :class:`MultiTaskModel`.
 
@@ -51,6 +53,7 @@ from mtl_course.models.grasp_push import ActionHead, GraspPushNetwork
 from mtl_course.models.hard_sharing import HardSharing
 from mtl_course.models.hyperface import HyperFace, HyperFeatures
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
+from mtl_course.models.less_is_more import HeatmapDecoder, ViewClassifierHead, ViewLandmarkNet
 from mtl_course.models.multiscale import MultiScaleNet, MultiScaleTrunk
 from mtl_course.models.relationship import MultilinearRelationshipNetwork
 from mtl_course.models.single_task import SingleTask
@@ -91,6 +94,7 @@ __all__ = [
     "HardSharing",
     "HyperFace",
     "HyperFeatures",
+    "HeatmapDecoder",
     "JointManyTask",
     "LinearHead",
     "MLPTrunk",
@@ -108,6 +112,8 @@ __all__ = [
     "UNetDecoder",
     "UNetEncoder",
     "UnionSegmentationNet",
+    "ViewClassifierHead",
+    "ViewLandmarkNet",
     "cross_stitch",
     "correlation",
     "cross_stitch_reference",

@@ -87,8 +87,13 @@ def split_batch(batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict
     )
 
 
+def _on(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``; one already there is returned as it is (``.to`` costs a dispatch every step)."""
+    return tensor if tensor.device == device else tensor.to(device, non_blocking=True)
+
+
 def _to_device(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in tensors.items()}
+    return {k: _on(v, device) for k, v in tensors.items()}
 
 
 def _check_keys(kind: str, given: Iterable[str], tasks: Sequence[str]) -> None:
@@ -504,7 +509,7 @@ def fit(
             x, ys, ms = split_batch(batch)
             _check_keys("targets", ys, names)
             _check_keys("masks", ms, names)
-            x, ys, ms = x.to(device, non_blocking=True), _to_device(ys, device), _to_device(ms, device)
+            x, ys, ms = _on(x, device), _to_device(ys, device), _to_device(ms, device)
             optimizer.zero_grad(set_to_none=True)
             with _autocast(device, amp):
                 losses, representation = _step_losses(

@@ -43,6 +43,7 @@ from mtl_course.models import (
     SluiceNetwork,
     SoftSharing,
     UnionSegmentationNet,
+    lesion_network,
 )
 
 ATOL, RTOL = 1e-4, 1e-3
@@ -77,6 +78,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
         lambda: UnionSegmentationNet(["brain", "breast", "cta"], IMAGE[0], [8, 8, 8, 8], [1, 1, 2, 4], 16, 9),
         IMAGE,
     ),
+    "lesion_network (B13)": (lambda: lesion_network([8, 16, 32], in_channels=IMAGE[0]), IMAGE),
 }
 
 

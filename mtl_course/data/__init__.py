@@ -43,6 +43,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "multidigits": ["load_multidigits"],
         "toy_language": ["make_toy_language", "sentence_words"],
         "indoor_scenes": ["CLASSES", "depth_edges", "discontinuities", "make_indoor_scenes", "pixel_rays"],
+        "fundus": ["LESIONS", "PRESENCE", "lesion_fraction", "make_fundus"],
         "modalities": ["CLASS_NAMES", "LABEL_SETS", "MODALITIES", "N_CLASSES", "make_modalities", "modality_index"],
     },
 )

@@ -14,6 +14,7 @@
 * :mod:`~mtl_course.experiments.joint_many_task` -- the Joint Many-Task model's training turns (B3).
 * :mod:`~mtl_course.experiments.eigen_fergus` -- depth, normals and labels from one network (B1).
 * :mod:`~mtl_course.experiments.moeskops` -- one network for three modalities (B2).
+* :mod:`~mtl_course.experiments.playout` -- bright and red lesions, the kappa loss, a presence classifier (B13).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -79,6 +80,15 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "one_modality",
             "segment",
             "splits",
+        ],
+        "playout": [
+            "ARMS",
+            "LESION_LOSSES",
+            "Arm",
+            "ce_plus_kappa",
+            "kappa_on_logits",
+            "lesion_scores",
+            "playout_experiment",
         ],
     },
 )

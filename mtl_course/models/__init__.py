@@ -8,6 +8,8 @@
 * :class:`CrossStitchNetwork` -- columns mixed by cross-stitch units (Misra et al., CVPR 2016).
 * :class:`SluiceNetwork` -- columns mixed subspace-wise, with layer stitching (Ruder et al., AAAI 2019).
 * :class:`JointManyTask` -- recurrent layers stacked by task depth (Hashimoto et al., EMNLP 2017).
+* :func:`lesion_network` -- one encoder, a decoder per lesion kind and a presence classifier (Playout et al.,
+  MICCAI 2018); :func:`separate_lesion_networks` is its single-task baseline.
 * :class:`UnionSegmentationNet` -- every layer shared, one output over the union of the tasks' labels (Moeskops et al.,
   MICCAI 2016).
 
@@ -43,6 +45,7 @@ from mtl_course.models.cross_stitch import (
 )
 from mtl_course.models.hard_sharing import HardSharing
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
+from mtl_course.models.lesion_network import LESION_TASKS, PRESENCE_TASK, lesion_network, separate_lesion_networks
 from mtl_course.models.multiscale import MultiScaleNet, MultiScaleTrunk
 from mtl_course.models.single_task import SingleTask
 from mtl_course.models.sluice import (
@@ -66,12 +69,14 @@ __all__ = [
     "DenseHead",
     "HardSharing",
     "JointManyTask",
+    "LESION_TASKS",
     "LinearHead",
     "MLPTrunk",
     "MixedColumnNetwork",
     "MultiScaleNet",
     "MultiScaleTrunk",
     "MultiTaskModel",
+    "PRESENCE_TASK",
     "SingleTask",
     "SluiceNetwork",
     "SluiceUnit",
@@ -83,7 +88,9 @@ __all__ = [
     "cross_stitch",
     "cross_stitch_reference",
     "layer_stitch_init",
+    "lesion_network",
     "pair_features",
+    "separate_lesion_networks",
     "sluice_alpha_init",
     "squared_l2_penalty",
     "stage_weight",

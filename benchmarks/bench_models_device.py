@@ -49,6 +49,7 @@ from mtl_course.models import (
     SoftSharing,
     UnionSegmentationNet,
     ViewLandmarkNet,
+    lesion_network,
     ubernet,
 )
 
@@ -101,6 +102,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
         IMAGE,
     ),
     "ViewLandmarkNet": (lambda: ViewLandmarkNet(views=4, landmarks=8), IMAGE),
+    "lesion_network (B13)": (lambda: lesion_network([8, 16, 32], in_channels=IMAGE[0]), IMAGE),
 }
 
 

@@ -343,15 +343,26 @@ def soft_kappa_loss(
         L = 1 - \frac{p_o - p_e}{1 - p_e + \varepsilon} .
 
     On hard 0/1 predictions this is Cohen's kappa (up to :math:`\varepsilon`).
-    The loss form is as on the slides [unchecked in the paper].
+    The loss form is as on the slides [unchecked in the paper]. Pixels whose
+    target is ``NaN`` or whose ``mask`` is false are left out; with none left
+    the loss is 0, still connected to the graph.
 
     >>> y = torch.tensor([0.0, 0.0, 0.0, 1.0])
     >>> round(float(soft_kappa_loss(torch.zeros(4), y)), 4)  # all background: kappa = 0
     1.0
     """
-    if mask is not None:
-        keep = expand_mask(mask.bool(), target.shape)
+    _check_same_shape(prob, target)
+    if not bool(((prob >= 0) & (prob <= 1)).all()):  # one check (NaN fails both comparisons), one device sync
+        raise ValueError(
+            "soft_kappa_loss takes probabilities in [0, 1] (apply a sigmoid to logits first), "
+            f"got values in [{prob.min().item():.3g}, {prob.max().item():.3g}]"
+            + (" and NaN" if torch.isnan(prob).any() else "")
+        )
+    keep = _regression_mask(target, mask)
+    if not keep.all():
         prob, target = prob[keep], target[keep]
+    if prob.numel() == 0:
+        return prob.sum() * 0.0
     p, y = prob.reshape(-1), target.reshape(-1).to(prob.dtype)
     n = p.new_tensor(float(p.numel()))
     tp, fp = (p * y).sum(), (p * (1 - y)).sum()

@@ -837,3 +837,43 @@ def measurement_error(points: torch.Tensor, true_points: torch.Tensor) -> torch.
     length = (points[:, 0] - points[:, 1]).norm(dim=-1)
     true_length = (true_points[:, 0] - true_points[:, 1]).norm(dim=-1)
     return (length - true_length).abs()
+
+
+# -- rare binary lesions: sensitivity and false positives (Playout et al., lecture B13) -------------
+def _binary_outcomes(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(predicted, positive)`` booleans over the labelled items: logit above 0 (probability above 1/2), target 1."""
+    if logits.shape != target.shape:
+        raise ValueError(
+            f"logits and target must have the same shape, got {tuple(logits.shape)} and {tuple(target.shape)}"
+        )
+    labelled = _labelled(target, mask)
+    if not labelled.any():
+        raise ValueError("no labelled item to score: every target is missing (NaN) or masked")
+    return (logits > 0)[labelled], (target > 0.5)[labelled]
+
+
+def sensitivity(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    r"""The true-positive rate :math:`TP / (TP + FN)` of a binary prediction (logit > 0), NaN without positives.
+
+    Playout, Duval & Cheriet (MICCAI 2018, doi:10.1007/978-3-030-00934-2_37)
+    report lesion segmentation by sensitivity (and specificity, :func:`false_positive_rate`).
+
+    >>> sensitivity(torch.tensor([2.0, -1.0, 3.0, 1.0]), torch.tensor([1.0, 1.0, 0.0, float("nan")]))
+    0.5
+    """
+    predicted, positive = _binary_outcomes(logits, target, mask)
+    n_positive = int(positive.sum())
+    return (predicted & positive).sum().item() / n_positive if n_positive else float("nan")
+
+
+def false_positive_rate(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    r"""The false-positive rate :math:`FP / (FP + TN)` (one minus the specificity), NaN without negatives.
+
+    >>> false_positive_rate(torch.tensor([2.0, -1.0, 3.0, -2.0]), torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    0.3333333333333333
+    """
+    predicted, positive = _binary_outcomes(logits, target, mask)
+    n_negative = int((~positive).sum())
+    return (predicted & ~positive).sum().item() / n_negative if n_negative else float("nan")

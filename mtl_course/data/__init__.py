@@ -53,6 +53,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "render_lesions",
             "rule_weights",
         ],
+        "fundus": ["LESIONS", "PRESENCE", "lesion_fraction", "make_fundus"],
         "modalities": ["CLASS_NAMES", "LABEL_SETS", "MODALITIES", "N_CLASSES", "make_modalities", "modality_index"],
         "digit_attributes": [
             "KNOWN_GROUPS",

@@ -21,6 +21,7 @@
 * :mod:`~mtl_course.experiments.ubernet` -- UberNet: partial labels, two averages, checkpointed heads (B8).
 * :mod:`~mtl_course.experiments.birads` -- BI-RADS descriptors as auxiliary tasks (B12).
 * :mod:`~mtl_course.experiments.less_is_more` -- view classification and landmarks in one network (B11).
+* :mod:`~mtl_course.experiments.playout` -- bright and red lesions, the kappa loss, a presence classifier (B13).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -166,6 +167,15 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "measure_separate",
             "one_view",
             "view_tasks",
+        ],
+        "playout": [
+            "ARMS",
+            "LESION_LOSSES",
+            "Arm",
+            "ce_plus_kappa",
+            "kappa_on_logits",
+            "lesion_scores",
+            "playout_experiment",
         ],
     },
 )

@@ -9,6 +9,8 @@
 * :class:`SluiceNetwork` -- columns mixed subspace-wise, with layer stitching (Ruder et al., AAAI 2019).
 * :class:`HyperFace` -- hard sharing on hyperfeatures fused from several depths (Ranjan et al., TPAMI 2019).
 * :class:`JointManyTask` -- recurrent layers stacked by task depth (Hashimoto et al., EMNLP 2017).
+* :func:`lesion_network` -- one encoder, a decoder per lesion kind and a presence classifier (Playout et al.,
+  MICCAI 2018); :func:`separate_lesion_networks` is its single-task baseline.
 * :class:`UnionSegmentationNet` -- every layer shared, one output over the union of the tasks' labels (Moeskops et al.,
   MICCAI 2016).
 * :class:`BranchedNetwork` -- a tree of shared trunks, grouped by task affinity (Lu et al., CVPR 2017).
@@ -53,6 +55,7 @@ from mtl_course.models.grasp_push import ActionHead, GraspPushNetwork
 from mtl_course.models.hard_sharing import HardSharing
 from mtl_course.models.hyperface import HyperFace, HyperFeatures
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
+from mtl_course.models.lesion_network import LESION_TASKS, PRESENCE_TASK, lesion_network, separate_lesion_networks
 from mtl_course.models.less_is_more import HeatmapDecoder, ViewClassifierHead, ViewLandmarkNet
 from mtl_course.models.multiscale import MultiScaleNet, MultiScaleTrunk
 from mtl_course.models.relationship import MultilinearRelationshipNetwork
@@ -96,6 +99,7 @@ __all__ = [
     "HyperFeatures",
     "HeatmapDecoder",
     "JointManyTask",
+    "LESION_TASKS",
     "LinearHead",
     "MLPTrunk",
     "MixedColumnNetwork",
@@ -103,6 +107,7 @@ __all__ = [
     "MultiScaleTrunk",
     "MultilinearRelationshipNetwork",
     "MultiTaskModel",
+    "PRESENCE_TASK",
     "SingleTask",
     "SkipTrunk",
     "SluiceNetwork",
@@ -122,7 +127,9 @@ __all__ = [
     "flip_flop_update",
     "layer_stitch_init",
     "mode_product",
+    "lesion_network",
     "pair_features",
+    "separate_lesion_networks",
     "sluice_alpha_init",
     "squared_l2_penalty",
     "stage_weight",

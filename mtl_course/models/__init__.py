@@ -50,6 +50,7 @@ from mtl_course.models.grasp_push import ActionHead, GraspPushNetwork
 from mtl_course.models.hard_sharing import HardSharing
 from mtl_course.models.hyperface import HyperFace, HyperFeatures
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
+from mtl_course.models.motion_segmentation import MotionSegmentationNet, warp
 from mtl_course.models.multiscale import MultiScaleNet, MultiScaleTrunk
 from mtl_course.models.relationship import MultilinearRelationshipNetwork
 from mtl_course.models.single_task import SingleTask
@@ -91,6 +92,7 @@ __all__ = [
     "LinearHead",
     "MLPTrunk",
     "MixedColumnNetwork",
+    "MotionSegmentationNet",
     "MultiScaleNet",
     "MultiScaleTrunk",
     "MultilinearRelationshipNetwork",
@@ -119,4 +121,5 @@ __all__ = [
     "tensor_normal_nll",
     "trace_norm_penalty",
     "unfold",
+    "warp",
 ]

@@ -167,5 +167,7 @@ def test_recipe_runs_and_scores() -> None:
     assert scores[["dice_unlabelled", "dice_labelled"]].stack().between(0, 1).all()
     with pytest.raises(ValueError, match="true label maps"):
         cine_scores(result.models[0], MultiTaskData(result.runs[0].test.x, result.runs[0].test.targets))
+    with pytest.raises(ValueError, match="one frame index per row"):
+        cine_scores(result.models[0], result.runs[0].test.take([0, 1]))
     with pytest.raises(ValueError, match="at least one seed"):
         run_motion_segmentation([])

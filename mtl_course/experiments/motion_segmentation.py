@@ -77,6 +77,11 @@ def cine_scores(
     """
     if data.truth is None or "segmentation" not in data.truth:
         raise ValueError("cine_scores needs the true label maps of every frame (data.truth['segmentation'])")
+    if len(data.info.get("frame", ())) != data.n:
+        raise ValueError(
+            f"cine_scores needs info['frame'] with one frame index per row ({data.n} rows), as make_cine returns it; "
+            f"got {len(data.info.get('frame', ()))} (take() keeps the info of the whole set)"
+        )
     was_training = model.training
     model.eval()
     x = torch.as_tensor(data.x, device=device)
@@ -107,7 +112,12 @@ def _runs(seeds: Sequence[int], n_subjects: int, n_test: int, conditions: Sequen
 
 
 def _train(
-    runs: Sequence[Run], smoothness: float, channels: Sequence[int], epochs: int, lr: float, device
+    runs: Sequence[Run],
+    smoothness: float,
+    channels: Sequence[int],
+    epochs: int,
+    lr: float,
+    device: torch.device | str | None,
 ) -> ExperimentResult:
     return train_each(
         runs,
@@ -120,7 +130,7 @@ def _train(
     )
 
 
-def _score_table(result: ExperimentResult, device, **columns: object) -> pd.DataFrame:
+def _score_table(result: ExperimentResult, device: torch.device | str | None, **columns: object) -> pd.DataFrame:
     rows = []
     for run, model in zip(result.runs, result.models, strict=True):
         rows.append({"condition": run.condition, "seed": run.seed, **columns, **cine_scores(model, run.test, device)})

@@ -41,6 +41,7 @@ from mtl_course.models import (
     HardSharing,
     HyperFace,
     JointManyTask,
+    MotionSegmentationNet,
     MultilinearRelationshipNetwork,
     MultiScaleNet,
     MultiTaskModel,
@@ -85,6 +86,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
     "HardSharing.unet": (lambda: HardSharing.unet(IMAGE[0], [8, 16, 32], {"seg": 3, "depth": 1}), IMAGE),
     "HyperFace": (lambda: HyperFace({"face": 2, "landmarks": 10, "pose": 3}, size=16, channels=[8, 16]), IMAGE),
     "JointManyTask": (lambda: JointManyTask(VOCAB, {"pos": 5, "chunk": 4, "relation": 3}, hidden=32), SENTENCE_PAIR),
+    "MotionSegmentationNet": (lambda: MotionSegmentationNet([8, 16]), (2, *IMAGE[1:])),
     "MultiScaleNet": (lambda: MultiScaleNet(IMAGE[0], IMAGE[1], {"seg": 3, "depth": 1}), IMAGE),
     "BI-RADS HardSharing (B12)": (lambda: build_birads_network(), IMAGE),
     "UnionSegmentationNet": (

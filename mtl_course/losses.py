@@ -570,3 +570,49 @@ def heatmap_cross_entropy(logits: torch.Tensor, target: torch.Tensor, mask: torc
         )
     cells = heatmap_cells(target, logits.shape[-2], logits.shape[-1])
     return cross_entropy(logits.flatten(2).transpose(1, 2), cells, mask)
+
+
+# -- motion and segmentation (Qin et al., lecture B16) ------------------------------------------------
+class MotionLoss:
+    r"""The unsupervised motion loss of Qin et al. (MICCAI 2018, arXiv 1806.04066): warped-image MSE plus smoothness,
+
+    .. math::
+
+        L_m = \operatorname{mean}_{\text{pixels}} \big(\hat I_t - I_t\big)^2
+              + \lambda\, L_{\text{smooth}}(f), \qquad \hat I_t = \operatorname{warp}(I_s, f),
+
+    with :math:`L_{\text{smooth}}` the Charbonnier term :func:`flow_smoothness`.
+    ``pred`` is ``(B, 3, H, W)``: channel 0 the warped source :math:`\hat I_t`,
+    channels 1-2 the flow :math:`f` in pixels (the output ``"motion"`` of
+    :class:`~mtl_course.models.motion_segmentation.MotionSegmentationNet`);
+    ``target`` is the target frame :math:`I_t`, ``(B, 1, H, W)``. A row whose
+    target holds a ``NaN``, or that ``mask`` marks false, adds nothing to
+    either term. ``smoothness`` is :math:`\lambda` (the official Lasagne code
+    uses 0.001, its PyTorch port 0.01, each on its own form of the term).
+
+    >>> pred = torch.zeros(1, 3, 4, 4); pred[:, 1] = 2.0  # a perfect warp by a constant flow
+    >>> round(float(MotionLoss(smoothness=0.5)(pred, torch.zeros(1, 1, 4, 4))), 6)  # 0 + 0.5 * sqrt(0.01)
+    0.05
+    """
+
+    def __init__(self, smoothness: float = 0.01) -> None:
+        if not smoothness >= 0:  # also refuses NaN
+            raise ValueError(f"the smoothness weight must be >= 0, got {smoothness}")
+        self.smoothness = float(smoothness)
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if pred.dim() != 4 or pred.shape[1] != 3 or target.shape != (pred.shape[0], 1, *pred.shape[2:]):
+            raise ValueError(
+                "MotionLoss expects pred (B, 3, H, W) (warped image, flow u, flow v) and target (B, 1, H, W); "
+                f"got pred {tuple(pred.shape)} and target {tuple(target.shape)}"
+            )
+        image_term = mse_loss(pred[:, :1], target, mask)
+        labelled = ~torch.isnan(target).flatten(1).any(1)
+        if mask is not None:
+            labelled = labelled & mask.bool().reshape(pred.shape[0], -1).all(1)
+        if self.smoothness == 0 or not bool(labelled.any()):
+            return image_term
+        return image_term + self.smoothness * flow_smoothness(pred[labelled, 1:])
+
+    def __repr__(self) -> str:
+        return f"MotionLoss(smoothness={self.smoothness:g})"

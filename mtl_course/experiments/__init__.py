@@ -84,6 +84,15 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "run_fully_adaptive",
             "widen_top_down",
         ],
+        "motion_segmentation": [
+            "JOINT",
+            "SEG_ONLY",
+            "cine_scores",
+            "labelled_frames_only",
+            "motion_segmentation_tasks",
+            "run_motion_segmentation",
+            "smoothness_sweep",
+        ],
         "pinto_gupta": [
             "GRASP_ONLY_HALF",
             "budget_runs",

@@ -57,6 +57,7 @@ from mtl_course.models.hyperface import HyperFace, HyperFeatures
 from mtl_course.models.joint_many_task import JointManyTask, pair_features
 from mtl_course.models.lesion_network import LESION_TASKS, PRESENCE_TASK, lesion_network, separate_lesion_networks
 from mtl_course.models.less_is_more import HeatmapDecoder, ViewClassifierHead, ViewLandmarkNet
+from mtl_course.models.motion_segmentation import MotionSegmentationNet, warp
 from mtl_course.models.multiscale import MultiScaleNet, MultiScaleTrunk
 from mtl_course.models.relationship import MultilinearRelationshipNetwork
 from mtl_course.models.single_task import SingleTask
@@ -103,6 +104,7 @@ __all__ = [
     "LinearHead",
     "MLPTrunk",
     "MixedColumnNetwork",
+    "MotionSegmentationNet",
     "MultiScaleNet",
     "MultiScaleTrunk",
     "MultilinearRelationshipNetwork",
@@ -139,4 +141,5 @@ __all__ = [
     "unfold",
     "ubernet",
     "ubernet_single_task",
+    "warp",
 ]

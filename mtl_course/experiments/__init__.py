@@ -33,7 +33,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "engine": ["ExperimentResult", "Run", "concat_results", "train_each", "train_replicated"],
-        "labels": ["CROSS_STITCH", "HARD", "MTL", "SHUFFLED", "SLUICE", "STL", "soft"],
+        "labels": ["CROSS_STITCH", "HARD", "JOINT", "MTL", "SHUFFLED", "SLUICE", "STL", "soft"],
         "replicate": ["ReplicatedColumns", "ReplicatedMLP"],
         "cross_stitch": ["CONDITIONS", "build_model", "find_run", "run_cross_stitch", "trace", "train_runs"],
         "sluice": [
@@ -85,7 +85,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "widen_top_down",
         ],
         "motion_segmentation": [
-            "JOINT",
             "SEG_ONLY",
             "cine_scores",
             "labelled_frames_only",
@@ -167,7 +166,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ],
         "less_is_more": [
             "CHANNELS",
-            "JOINT",
             "SEPARATE",
             "LessIsMoreResult",
             "classification_only",

@@ -20,6 +20,8 @@ HARD = "hard"
 CROSS_STITCH = "cross-stitch"
 #: Sluice networks (Ruder et al., AAAI 2019).
 SLUICE = "sluice"
+#: One network trained on every task together, against designs that train parts apart (lectures B11, B16).
+JOINT = "joint"
 
 
 def soft(lam: float) -> str:

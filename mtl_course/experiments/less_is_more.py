@@ -42,13 +42,12 @@ import torch
 from mtl_course.data.tasks import MultiTaskData
 from mtl_course.data.ultrasound_views import LANDMARKS_PER_VIEW, VIEWS, make_ultrasound_views, view_rows
 from mtl_course.experiments.engine import ExperimentResult, Run, train_each
+from mtl_course.experiments.labels import JOINT
 from mtl_course.losses import cross_entropy, heatmap_cross_entropy
 from mtl_course.metrics import heatmap_soft_argmax, measurement_error
 from mtl_course.models.less_is_more import ViewLandmarkNet
 from mtl_course.train import Task
 
-#: The one network for every task (the paper's design).
-JOINT = "joint"
 #: A view classifier and one landmark network per view.
 SEPARATE = "separate"
 #: The layers' widths of every network of the lecture.

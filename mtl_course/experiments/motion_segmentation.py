@@ -34,14 +34,13 @@ import torch
 from mtl_course.data.cine import CINE_CLASSES, make_cine
 from mtl_course.data.tasks import IGNORE_INDEX, MultiTaskData
 from mtl_course.experiments.engine import ExperimentResult, Run, train_each
+from mtl_course.experiments.labels import JOINT
 from mtl_course.losses import MotionLoss, cross_entropy, flow_smoothness, mse_loss
 from mtl_course.metrics import dice
 from mtl_course.models.base import MultiTaskModel
 from mtl_course.models.motion_segmentation import MotionSegmentationNet
 from mtl_course.train import Task
 
-#: The joint model: motion loss on every frame, cross-entropy on the labelled ones.
-JOINT = "joint"
 #: The baseline: the same network, segmentation loss alone, on the labelled frames alone.
 SEG_ONLY = "segmentation only"
 

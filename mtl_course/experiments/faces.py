@@ -1,6 +1,6 @@
-r"""Recipes of the face lectures HyperFace (B4) and TCDCN (B5) on :func:`make_faces`.
+r"""Recipes of the face lectures HyperFace (B4), TCDCN (B5) and Devries et al. (B7) on :func:`make_faces`.
 
-Both train a :class:`~mtl_course.models.hyperface.HyperFace` network
+Each trains a :class:`~mtl_course.models.hyperface.HyperFace` network
 (hyperfeatures, or the same trunk reading its last layer only) with the
 engine (:func:`~mtl_course.experiments.engine.train_each`) on synthetic faces
 whose labels are exact:

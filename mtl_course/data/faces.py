@@ -89,10 +89,16 @@ def yaw_bin(yaw_degrees: torch.Tensor) -> torch.Tensor:
 
 
 def _face_points(
-    n: int, expression: torch.Tensor, g: torch.Generator
+    n: int, expression: torch.Tensor, g: torch.Generator, strength: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The 3-D landmarks ``(n, 5, 3)``, the mouth curve ``(n, K, 3)`` and the eye opening ``(n,)``."""
-    geometry = torch.tensor([_EXPRESSION_GEOMETRY[e] for e in EXPRESSIONS])[expression]
+    """The 3-D landmarks ``(n, 5, 3)``, the mouth curve ``(n, K, 3)`` and the eye opening ``(n,)``.
+
+    ``strength`` scales each expression's departure from ``neutral`` (1: the table as it stands).
+    """
+    table = torch.tensor([_EXPRESSION_GEOMETRY[e] for e in EXPRESSIONS])
+    if strength != 1.0:  # the default faces stay bit for bit those of the table
+        table = table[0] + strength * (table - table[0])
+    geometry = table[expression]
     lift, half_width, curve, opening = geometry.unbind(-1)
     jitter = 0.03 * torch.randn(n, 3, generator=g)  # identity: eye spacing, eye height, mouth height
     eye_x, eye_y = _EYE[0] + jitter[:, 0], _EYE[1] + jitter[:, 1]
@@ -183,7 +189,9 @@ def _inside(points: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
     return ((points >= lo) & (points <= hi)).all(-1)
 
 
-def _check_arguments(n: int, size: int, non_face: float, occlusion: float, max_yaw: float, noise: float) -> None:
+def _check_arguments(
+    n: int, size: int, non_face: float, occlusion: float, max_yaw: float, noise: float, expression_strength: float
+) -> None:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not isinstance(size, int) or size < 16:
@@ -195,6 +203,8 @@ def _check_arguments(n: int, size: int, non_face: float, occlusion: float, max_y
         raise ValueError(f"max_yaw must lie in [0, {YAW_BINS[-1]}] degrees, got {max_yaw}")
     if not noise >= 0.0:
         raise ValueError(f"noise must be >= 0, got {noise}")
+    if not 0.0 <= expression_strength <= 3.0:
+        raise ValueError(f"expression_strength must lie in [0, 3] (1: the default geometry), got {expression_strength}")
 
 
 def make_faces(
@@ -205,6 +215,7 @@ def make_faces(
     occlusion: float = 0.3,
     max_yaw: float = 60.0,
     noise: float = 0.04,
+    expression_strength: float = 1.0,
     seed: int = 0,
 ) -> MultiTaskData:
     """``n`` grey images ``(n, 1, size, size)`` in [0, 1]-ish, with every face label exact by construction.
@@ -212,7 +223,10 @@ def make_faces(
     ``non_face`` is the fraction of patches without a face (for detection),
     ``occlusion`` the probability that a face gets an occluding rectangle,
     ``max_yaw`` the largest absolute yaw in degrees (pitch within ±20°, roll within
-    ±15°), ``noise`` the sd of the pixel noise. Targets (non-face rows carry
+    ±15°), ``noise`` the sd of the pixel noise, ``expression_strength`` the factor by which
+    each expression's geometry departs from ``neutral`` (mouth-corner height, mouth width and
+    curvature, eye opening; 1, the default, draws the faces of lectures B4 and B5, 2 doubles every
+    offset: a stronger expression signal, as lecture B7 uses). Targets (non-face rows carry
     ``NaN`` or ``-100`` for every task but ``face``):
 
     * ``face`` ``(n,)``: 1 for a face, 0 for a non-face patch;
@@ -235,7 +249,7 @@ def make_faces(
     >>> bool(torch.equal(data.targets["smile"], (data.targets["expression"] == 1).long()))
     True
     """
-    _check_arguments(n, size, non_face, occlusion, max_yaw, noise)
+    _check_arguments(n, size, non_face, occlusion, max_yaw, noise, expression_strength)
     g = torch.Generator().manual_seed(seed)
     coords = torch.arange(size, dtype=torch.float32) + 0.5
     grid = torch.stack(torch.meshgrid(coords, coords, indexing="xy"))  # (2, H, W): x then y
@@ -247,7 +261,7 @@ def make_faces(
     scale = size * (0.27 + 0.04 * torch.rand(n, generator=g))
     centre = size / 2 + size * 0.06 * (2 * torch.rand(n, 2, generator=g) - 1)
 
-    points, mouth, opening = _face_points(n, expression, g)
+    points, mouth, opening = _face_points(n, expression, g, expression_strength)
     _, pixels = _project(points, rotation, centre, scale)
     _, mouth_pixels = _project(mouth, rotation, centre, scale)
     facing = _facing(points, rotation)

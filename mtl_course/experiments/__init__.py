@@ -111,6 +111,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "structure_recovery",
         ],
         "faces": [
+            "DEVRIES_TASKS",
             "EARLY_STOP",
             "FACE_OUTPUTS",
             "FUSED",
@@ -120,8 +121,10 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "TCDCN_TASKS",
             "TO_THE_END",
             "errors_by_group",
+            "devries_model",
             "face_model",
             "face_task",
+            "run_devries",
             "run_hyperface",
             "run_tcdcn",
             "select_tasks",

@@ -1,6 +1,6 @@
-r"""Recipes of the face lectures HyperFace (B4) and TCDCN (B5) on :func:`make_faces`.
+r"""Recipes of the face lectures HyperFace (B4), TCDCN (B5) and Devries et al. (B7) on :func:`make_faces`.
 
-Both train a :class:`~mtl_course.models.hyperface.HyperFace` network
+Each trains a :class:`~mtl_course.models.hyperface.HyperFace` network
 (hyperfeatures, or the same trunk reading its last layer only) with the
 engine (:func:`~mtl_course.experiments.engine.train_each`) on synthetic faces
 whose labels are exact:
@@ -16,8 +16,11 @@ whose labels are exact:
   landmarks alone, every task to the end, and task-wise early stopping
   (:class:`~mtl_course.train.TaskEarlyStopping`).
 
-Devries, Biswaranjan & Taylor (CRV 2014; lecture B7, not written yet) would reuse the same
-pieces: expression as the main task, the visibility-weighted landmarks as the auxiliary.
+* :func:`run_devries` -- Devries, Biswaranjan & Taylor (CRV 2014): expression
+  recognition as the main task, landmarks as the auxiliary,
+  :math:`C = C_e + \lambda C_l` with the landmark term weighted by
+  visibility; expression accuracy against :math:`\lambda` and against the
+  number of expression labels.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ TCDCN_TASKS = ("landmarks", "pose_bin", "gender", "glasses", "smile")
 #: The condition names of the three lectures.
 FUSED, LAST = "hyperfeatures", "last layer"
 MAIN_ONLY, TO_THE_END, EARLY_STOP = "landmarks only", "all tasks to the end", "task-wise early stopping"
+#: Devries et al.'s main task and auxiliary task.
+DEVRIES_TASKS = ("expression", "landmarks")
 
 
 def _visibility_error(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
@@ -267,3 +272,74 @@ def _without(data: MultiTaskData, tasks: Sequence[str], keep: int = 0) -> MultiT
         y[keep:] = IGNORE_INDEX if not y.is_floating_point() else torch.nan
         targets[t] = y
     return data.with_targets(targets)
+
+
+def run_devries(
+    seeds: Sequence[int] = (0, 1, 2),
+    *,
+    labels: Sequence[int] = (20, 60, 200),
+    lambdas: Sequence[float] = (0.0, 30.0),
+    n_train: int = 200,
+    n_test: int = 400,
+    epochs: int = 30,
+    lr: float = 5e-3,
+    batch_size: int = 50,
+    expression_strength: float = 3.0,
+    max_yaw: float = 10.0,
+    occlusion: float = 0.1,
+    device: torch.device | str | None = None,
+) -> ExperimentResult:
+    r"""Devries et al.: expression (main) and visible landmarks (auxiliary), :math:`C = C_e + \lambda C_l`.
+
+    Per seed, ``n_train`` faces all carry their landmarks (with visibility,
+    :func:`~mtl_course.losses.visible_landmark_loss`); only the first ``n``
+    of them carry an expression label, for each ``n`` in ``labels``; each
+    ``(n, \lambda)`` of ``labels`` × ``lambdas`` is one run (condition
+    ``"λ = <value>"``, run info ``n_labels`` and ``lambda_landmarks``).
+    :math:`\lambda = 0` is the sceptic's baseline: the same network trained
+    on the expressions alone. The faces (:func:`make_faces`) have a stronger
+    expression geometry (``expression_strength``), a yaw within
+    ±``max_yaw`` degrees and occluders with probability ``occlusion``. With
+    a handful of labels there is nothing to spare for choosing an epoch: the
+    last epoch is scored (test metric: each task's ``"error"``, for the
+    expression the error rate).
+    """
+    if not labels or any(not 0 < n <= n_train for n in labels):
+        raise ValueError(f"labels must be numbers of expression labels in [1, n_train={n_train}], got {list(labels)}")
+    if not lambdas or any(not lam >= 0 for lam in lambdas):
+        raise ValueError(f"lambdas must be weights >= 0 of the landmark term, got {list(lambdas)}")
+    faces = {"expression_strength": expression_strength, "max_yaw": max_yaw, "occlusion": occlusion}
+    runs = []
+    for seed in seeds:
+        train, test = (
+            select_tasks(make_faces(n, seed=1000 * seed + k, **faces), DEVRIES_TASKS)
+            for k, n in ((0, n_train), (2, n_test))
+        )
+        for n in labels:
+            few = _without(train, ["expression"], keep=n)
+            for lam in lambdas:
+                runs.append(Run(f"λ = {lam:g}", seed, few, None, test, {"n_labels": n, "lambda_landmarks": float(lam)}))
+    return train_each(
+        runs,
+        lambda run: devries_model(),
+        [face_task(t) for t in DEVRIES_TASKS],
+        weighting=_fixed({"expression": 1.0, "landmarks": 1.0}),
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        metric="error",
+        measure_every=epochs,
+        device=device,
+    )
+
+
+def devries_model() -> HyperFace:
+    """The small CNN of lecture B7: three stages (8, 16, 16 channels) on 32 × 32 faces, a shared layer of 32 units."""
+    return HyperFace(
+        {t: FACE_OUTPUTS[t] for t in DEVRIES_TASKS},
+        size=32,
+        channels=(8, 16, 16),
+        fuse=False,
+        fused_channels=16,
+        hidden=32,
+    )

@@ -21,6 +21,7 @@ from mtl_course.experiments import (
     run_meta_training,
     sample_episode,
 )
+from mtl_course.losses import binary_cross_entropy
 from mtl_course.metrics import auc
 
 
@@ -118,6 +119,18 @@ def test_meta_training_lowers_the_query_loss(data):
 def test_joint_pretraining_lowers_the_loss_and_keeps_the_head(data):
     model = classifier(seed=0)
     head = model[-1].weight.detach().clone()
+    fresh = classifier(seed=0)
+    torch.manual_seed(5)  # the same 45 output heads in both calls
+    first = joint_pretrain(fresh, data, steps=1)[0]
+    torch.manual_seed(5)
+    heads = nn.Linear(32, 45)
+    with torch.no_grad():
+        z = model[:-1](torch.as_tensor(data.source.x))
+        per_task = [
+            binary_cross_entropy(heads(z)[:, j], torch.as_tensor(data.source.targets[t]))
+            for j, t in enumerate(data.source.tasks)
+        ]
+    assert first == pytest.approx(torch.stack(per_task).mean().item(), rel=1e-6)  # the mean of the task losses
     losses = joint_pretrain(model, data, steps=60)
     assert losses[-1] < losses[0] - 0.1
     torch.testing.assert_close(model[-1].weight, head)

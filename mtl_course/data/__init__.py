@@ -62,6 +62,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "load_digit_attributes",
             "shuffle_each_task",
         ],
+        "digit_pairs": ["TARGET", "FewShotTasks", "make_digit_pair_tasks", "pair_task"],
         "tabletop": ["OBJECT_NAMES", "make_tabletop", "object_polygon", "object_width", "push_outcome"],
         "task_relationship": [
             "RELATIONSHIP_SAMPLES",

@@ -17,6 +17,7 @@
 * :mod:`~mtl_course.experiments.fully_adaptive` -- task affinity and top-down widening (B9).
 * :mod:`~mtl_course.experiments.pinto_gupta` -- a budget of interactions split between grasp and push (B6).
 * :mod:`~mtl_course.experiments.relationship` -- multilinear relationship networks against STL (B10).
+* :mod:`~mtl_course.experiments.meta_training` -- MAML with a learning-progress teacher, then fine-tuning (B15).
 * :mod:`~mtl_course.experiments.faces` -- HyperFace (B4), TCDCN (B5) and Devries et al. (B7) on synthetic faces.
 * :mod:`~mtl_course.experiments.ubernet` -- UberNet: partial labels, two averages, checkpointed heads (B8).
 * :mod:`~mtl_course.experiments.birads` -- BI-RADS descriptors as auxiliary tasks (B12).
@@ -99,6 +100,24 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "grasp_push_tasks",
             "run_budget_split",
             "split_label",
+        ],
+        "meta_training": [
+            "META_CONDITIONS",
+            "JOINT",
+            "META_CURRICULUM",
+            "META_UNIFORM",
+            "RANDOM_INIT",
+            "Episode",
+            "LearningProgressTeacher",
+            "MetaHistory",
+            "MetaTrainingResult",
+            "classifier",
+            "fine_tune",
+            "inner_step",
+            "joint_pretrain",
+            "meta_train",
+            "run_meta_training",
+            "sample_episode",
         ],
         "relationship": [
             "ALIKE",

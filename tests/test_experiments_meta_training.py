@@ -10,7 +10,7 @@ from torch import nn
 
 from mtl_course.data import make_digit_pair_tasks
 from mtl_course.experiments import (
-    JOINT,
+    JOINT_PRETRAINING,
     META_CONDITIONS,
     LearningProgressTeacher,
     classifier,
@@ -141,7 +141,7 @@ def test_run_meta_training_table(data):
     assert list(result.table.condition) == list(META_CONDITIONS)
     assert result.table.auc.between(0, 1).all() and len(result.histories) == 2
     with pytest.raises(ValueError, match="conditions from"):
-        run_meta_training([0], conditions=[JOINT, "MAML++"])
+        run_meta_training([0], conditions=[JOINT_PRETRAINING, "MAML++"])
 
 
 def test_bad_input(data):

@@ -103,7 +103,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ],
         "meta_training": [
             "META_CONDITIONS",
-            "JOINT",
+            "JOINT_PRETRAINING",
             "META_CURRICULUM",
             "META_UNIFORM",
             "RANDOM_INIT",

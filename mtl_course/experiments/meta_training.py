@@ -50,11 +50,11 @@ from mtl_course.losses import binary_cross_entropy
 from mtl_course.metrics import auc
 
 RANDOM_INIT = "random init"
-JOINT = "joint MTL pre-training"
+JOINT_PRETRAINING = "joint MTL pre-training"
 META_UNIFORM = "meta-training, uniform"
 META_CURRICULUM = "meta-training, curriculum"
 #: The four conditions of the lecture, in the order of its table.
-META_CONDITIONS: tuple[str, ...] = (RANDOM_INIT, JOINT, META_UNIFORM, META_CURRICULUM)
+META_CONDITIONS: tuple[str, ...] = (RANDOM_INIT, JOINT_PRETRAINING, META_UNIFORM, META_CURRICULUM)
 #: The score of a classifier that outputs 1/2 everywhere: minus the cross-entropy of chance.
 CHANCE_SCORE = -math.log(2.0)
 
@@ -266,7 +266,7 @@ def run_meta_training(
         data = make_digit_pair_tasks(seed=seed)
         for condition in conditions:
             model = classifier(seed=seed)
-            if condition == JOINT:
+            if condition == JOINT_PRETRAINING:
                 joint_pretrain(model, data, steps=iterations)
             elif condition in (META_UNIFORM, META_CURRICULUM):
                 histories[condition, seed] = meta_train(

@@ -60,5 +60,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "weight_correlation",
         ],
         "faces": ["make_faces"],
+        "biopsy": ["DIAGNOSIS_NAMES", "TISSUE_NAMES", "make_biopsy", "tissue_textures"],
     },
 )

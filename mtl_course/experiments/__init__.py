@@ -18,6 +18,7 @@
 * :mod:`~mtl_course.experiments.pinto_gupta` -- a budget of interactions split between grasp and push (B6).
 * :mod:`~mtl_course.experiments.relationship` -- multilinear relationship networks against STL (B10).
 * :mod:`~mtl_course.experiments.faces` -- HyperFace (B4), TCDCN (B5) and Devries et al. (B7) on synthetic faces.
+* :mod:`~mtl_course.experiments.ynet` -- Y-Net, joint segmentation and diagnosis of synthetic biopsies (B14).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -130,6 +131,19 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "one_modality",
             "segment",
             "splits",
+        ],
+        "ynet": [
+            "CLASSIFIER",
+            "MASK",
+            "YNET",
+            "YNetResult",
+            "fit_fraction_classifier",
+            "hide",
+            "mask_diagnosis_accuracy",
+            "run_ynet",
+            "tissue_fractions",
+            "two_stage_runs",
+            "ynet_tasks",
         ],
     },
 )

@@ -72,6 +72,7 @@ from mtl_course.models.tensor_normal import (
     unfold,
 )
 from mtl_course.models.union_segmentation import UnionSegmentationNet
+from mtl_course.models.ynet import y_net
 
 __all__ = [
     "ActionHead",
@@ -118,5 +119,6 @@ __all__ = [
     "subspace_orthogonality",
     "tensor_normal_nll",
     "trace_norm_penalty",
+    "y_net",
     "unfold",
 ]

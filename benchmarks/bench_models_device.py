@@ -52,6 +52,7 @@ from mtl_course.models import (
     ViewLandmarkNet,
     lesion_network,
     ubernet,
+    y_net,
 )
 
 ATOL, RTOL = 1e-4, 1e-3
@@ -94,6 +95,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[], MultiTaskModel], tuple[int, ...]]] =
         IMAGE,
     ),
     "GraspPushNetwork": (lambda: GraspPushNetwork(16, [8, 16]), IMAGE),
+    "Y-Net": (lambda: y_net(IMAGE[0], [8, 16, 32], n_tissues=3, n_classes=3), IMAGE),
     "MRN.mlp": (  # MultilinearRelationshipNetwork: one output size for every task: the weights form one tensor
         lambda: MultilinearRelationshipNetwork.mlp(IN_FEATURES, HIDDEN, {"a": 10, "b": 10, "c": 10}),
         (IN_FEATURES,),

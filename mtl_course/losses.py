@@ -616,3 +616,69 @@ class MotionLoss:
 
     def __repr__(self) -> str:
         return f"MotionLoss(smoothness={self.smoothness:g})"
+
+
+# -- class-weighted segmentation (Y-Net, Mehta et al.) --------------------------------------------
+def class_balance_weights(labels: torch.Tensor, n_classes: int, c: float = 1.10) -> torch.Tensor:
+    r"""The class weights of Y-Net's public code (Mehta et al., MICCAI 2018, arXiv 1806.01313),
+
+    .. math:: w_k = \frac{1}{\ln(c + p_k)}, \qquad p_k = \frac{\#\{i : y_i = k\}}{\#\{i : y_i \ne -100\}},
+
+    from the labelled items' class frequencies :math:`p_k` (``c = 1.10``, as
+    in the code's ``normVal``). A rare class gets a weight up to
+    :math:`1/\ln c \approx 10.5`; a class covering everything
+    :math:`1/\ln(1 + c) \approx 1.35`.
+
+    >>> class_balance_weights(torch.tensor([0, 0, 0, 1]), 2)
+    tensor([1.6255, 3.3322])
+    """
+    labelled = labels[labels != IGNORE_INDEX]
+    if labelled.numel() == 0:
+        raise ValueError("class_balance_weights needs at least one labelled item, got none")
+    if labelled.min() < 0 or labelled.max() >= n_classes:
+        raise ValueError(
+            f"class labels must lie in 0..{n_classes - 1} (or be {IGNORE_INDEX}), got "
+            f"{int(labelled.min())}..{int(labelled.max())}"
+        )
+    if not c > 1:
+        raise ValueError(f"c must exceed 1 so that every weight is positive and finite, got {c}")
+    frequency = torch.bincount(labelled.flatten(), minlength=n_classes).double() / labelled.numel()
+    return (1.0 / torch.log(c + frequency)).float()
+
+
+class WeightedCrossEntropy:
+    r"""Softmax cross-entropy with class weights :math:`w`, averaged by the weights (PyTorch's ``weight=``):
+
+    .. math:: L = -\frac{\sum_i w_{y_i} \log \operatorname{softmax}(z_i)_{y_i}}{\sum_i w_{y_i}}
+
+    over the labelled items :math:`i` (pixels). Y-Net's segmentation loss
+    (Mehta et al., MICCAI 2018, arXiv 1806.01313; public code,
+    ``CrossEntropyLoss2d(weight)``) with :func:`class_balance_weights`.
+    Equal weights give :func:`cross_entropy`.
+
+    >>> WeightedCrossEntropy(torch.tensor([1.0, 3.0]))(torch.zeros(2, 2), torch.tensor([0, 1]))
+    tensor(0.6931)
+    """
+
+    def __init__(self, weights: torch.Tensor) -> None:
+        weights = torch.as_tensor(weights, dtype=torch.float32)
+        if weights.ndim != 1 or not bool(torch.isfinite(weights).all()) or not bool((weights > 0).all()):
+            raise ValueError(f"class weights must be a 1-D tensor of positive finite numbers, got {weights}")
+        self.weights = weights
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if logits.ndim < 2 or logits.shape[1] != self.weights.numel():
+            raise ValueError(
+                f"WeightedCrossEntropy has {self.weights.numel()} class weights but the logits have shape "
+                f"{tuple(logits.shape)} (classes on dim 1)"
+            )
+        labelled = target != IGNORE_INDEX
+        if mask is not None:
+            labelled = labelled & expand_mask(mask.bool(), target.shape)
+        safe = torch.where(labelled, target, 0)
+        weight = self.weights.to(logits.device)[safe] * labelled
+        per_item = F.cross_entropy(logits, safe, reduction="none")
+        return (weight * per_item).sum() / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny)
+
+    def __repr__(self) -> str:
+        return f"WeightedCrossEntropy({[round(w, 3) for w in self.weights.tolist()]})"

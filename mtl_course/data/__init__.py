@@ -75,5 +75,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "partial_digits": ["label_counts", "make_partial_digits"],
         "ultrasound_views": ["LANDMARKS_PER_VIEW", "VIEWS", "fan_mask", "make_ultrasound_views", "view_rows"],
         "cine": ["CINE_CLASSES", "make_cine"],
+        "biopsy": ["DIAGNOSIS_NAMES", "TISSUE_NAMES", "make_biopsy", "tissue_textures"],
     },
 )

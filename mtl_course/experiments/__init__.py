@@ -23,6 +23,7 @@
 * :mod:`~mtl_course.experiments.birads` -- BI-RADS descriptors as auxiliary tasks (B12).
 * :mod:`~mtl_course.experiments.less_is_more` -- view classification and landmarks in one network (B11).
 * :mod:`~mtl_course.experiments.playout` -- bright and red lesions, the kappa loss, a presence classifier (B13).
+* :mod:`~mtl_course.experiments.ynet` -- Y-Net, joint segmentation and diagnosis of synthetic biopsies (B14).
 
 The names below are imported on first use; A2 and A3 use their recipe modules
 as namespaces (``from mtl_course.experiments import mechanisms``).
@@ -205,6 +206,19 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "kappa_on_logits",
             "lesion_scores",
             "playout_experiment",
+        ],
+        "ynet": [
+            "CLASSIFIER",
+            "MASK",
+            "YNET",
+            "YNetResult",
+            "fit_fraction_classifier",
+            "hide",
+            "mask_diagnosis_accuracy",
+            "run_ynet",
+            "tissue_fractions",
+            "two_stage_runs",
+            "ynet_tasks",
         ],
     },
 )

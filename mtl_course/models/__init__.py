@@ -81,6 +81,7 @@ from mtl_course.models.tensor_normal import (
 )
 from mtl_course.models.ubernet import Checkpointed, FusionHead, SkipTrunk, ubernet, ubernet_single_task
 from mtl_course.models.union_segmentation import UnionSegmentationNet
+from mtl_course.models.ynet import y_net
 
 __all__ = [
     "ActionHead",
@@ -138,6 +139,7 @@ __all__ = [
     "subspace_orthogonality",
     "tensor_normal_nll",
     "trace_norm_penalty",
+    "y_net",
     "unfold",
     "ubernet",
     "ubernet_single_task",

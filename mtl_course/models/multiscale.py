@@ -26,13 +26,14 @@ A task with one output channel (depth) returns ``(B, H, W)``; the tasks in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtl_course.models.base import MultiTaskModel, check_task_outputs, last_layer_parameters
+from mtl_course.models.base import check_task_outputs
+from mtl_course.models.hard_sharing import HardSharing
 
 
 def _conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -93,8 +94,8 @@ class MultiScaleTrunk(nn.Module):
         return torch.cat([fine, self.image_conv(x)], dim=1)
 
 
-class MultiScaleNet(MultiTaskModel):
-    """One :class:`MultiScaleTrunk` shared by all tasks and a ``conv3x3 -> ReLU -> conv1x1`` head per task.
+class MultiScaleNet(HardSharing):
+    """Hard sharing of one :class:`MultiScaleTrunk` with a ``conv3x3 -> ReLU -> conv1x1`` head per task.
 
     ``tasks`` maps a task to its output channels (depth 1, normals 3,
     semantic labels the number of classes); a 1-channel output is returned
@@ -107,8 +108,6 @@ class MultiScaleNet(MultiTaskModel):
     {'depth': (2, 16, 16), 'normals': (2, 3, 16, 16), 'semantic': (2, 4, 16, 16)}
     """
 
-    has_shared_representation = True
-
     def __init__(
         self,
         in_channels: int,
@@ -120,20 +119,16 @@ class MultiScaleNet(MultiTaskModel):
         head_width: int = 8,
     ) -> None:
         tasks = check_task_outputs(tasks)
-        super().__init__(list(tasks))
         unknown = [t for t in unit if t not in tasks]
         if unknown:
             raise KeyError(f"unit-length task(s) {unknown} are not among the tasks {list(tasks)}")
+        trunk = MultiScaleTrunk(in_channels, size, width, coarse_hidden)
+        heads = {
+            t: nn.Sequential(_conv(trunk.out_channels, head_width), nn.Conv2d(head_width, dim, 1))
+            for t, dim in tasks.items()
+        }
+        super().__init__(trunk, heads)
         self.unit = list(unit)
-        self.trunk = MultiScaleTrunk(in_channels, size, width, coarse_hidden)
-        channels = self.trunk.out_channels
-        self.heads = nn.ModuleDict(
-            {t: nn.Sequential(_conv(channels, head_width), nn.Conv2d(head_width, dim, 1)) for t, dim in tasks.items()}
-        )
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The shared representation ``z`` (the trunk's output)."""
-        return self.trunk(x)
 
     def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every head on ``z``: 1-channel maps squeezed to ``(B, H, W)``, the ``unit`` tasks normalised."""
@@ -144,20 +139,6 @@ class MultiScaleNet(MultiTaskModel):
                 y = F.normalize(y, dim=1)
             out[task] = y[:, 0] if y.shape[1] == 1 else y
         return out
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.decode(self.encode(x))
-
-    def shared_parameters(self) -> Iterator[nn.Parameter]:
-        yield from self.trunk.parameters()
-
-    def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
-        self.check_task(task)
-        yield from self.heads[task].parameters()
-
-    def last_shared_layer(self) -> list[nn.Parameter]:
-        """The trunk's last convolution (the full-resolution image features), for GradNorm."""
-        return last_layer_parameters(self.trunk)
 
     def extra_repr(self) -> str:
         return self.describe_sharing(shared="trunk (coarse + refinement scales)", task_specific="heads.<task>")

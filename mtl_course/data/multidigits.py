@@ -57,6 +57,28 @@ def overlay(left: np.ndarray, right: np.ndarray, offset: int = 4) -> np.ndarray:
     return canvas
 
 
+def digit_pools(rng: np.random.Generator, test_fraction: float) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """scikit-learn's 8 x 8 digits in [0, 1], their labels, and disjoint ``{"train", "test"}`` pools of their rows.
+
+    A share ``test_fraction`` of the 1797 images, drawn with ``rng``, is kept for testing, so that no test
+    image (nor a copy of one) is ever trained on.
+
+    >>> images, labels, pools = digit_pools(np.random.default_rng(0), 0.25)
+    >>> images.shape, len(pools["train"]) + len(pools["test"]), float(images.max())
+    ((1797, 8, 8), 1797, 1.0)
+    """
+    from sklearn.datasets import load_digits
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)
+    labels = digits.target.astype(np.int64)
+    order = rng.permutation(len(images))
+    n_test_pool = int(round(test_fraction * len(images)))
+    return images, labels, {"train": order[n_test_pool:], "test": order[:n_test_pool]}
+
+
 def load_multidigits(
     n_train: int = 1000,
     n_test: int = 500,
@@ -85,19 +107,10 @@ def load_multidigits(
     >>> tuple(load_multidigits(n_train=6, n_test=3, seed=0, flat=True)[0].x.shape)
     (6, 144)
     """
-    from sklearn.datasets import load_digits
-
     if n_train < 1 or n_test < 1:
         raise ValueError(f"need n_train >= 1 and n_test >= 1, got n_train={n_train}, n_test={n_test}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)
-    labels = digits.target.astype(np.int64)
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(images))
-    n_test_pool = int(round(test_fraction * len(images)))
-    pools = {"train": order[n_test_pool:], "test": order[:n_test_pool]}
+    images, labels, pools = digit_pools(rng, test_fraction)
 
     def build(pool: np.ndarray, n: int) -> MultiTaskData:
         left = rng.choice(pool, size=n)

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from mtl_course.data.multidigits import digit_pools
 from mtl_course.data.tasks import IGNORE_INDEX, MultiTaskData
 
 #: The tasks, in the order of ``fractions``.
@@ -106,8 +107,6 @@ def make_partial_digits(
     >>> bool(sum(train.masks[t].long() for t in train.tasks).eq(1).all())  # one label per training image
     True
     """
-    from sklearn.datasets import load_digits
-
     counts = label_counts(fractions, n_train)
     if n_test < 1:
         raise ValueError(f"need n_test >= 1, got {n_test}")
@@ -115,15 +114,8 @@ def make_partial_digits(
         raise ValueError(f"noise must be a finite standard deviation >= 0, got {noise}")
     if not 0.0 < ink_threshold < 1.0:
         raise ValueError(f"ink_threshold must lie strictly between 0 and 1 (pixels are in [0, 1]), got {ink_threshold}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)
-    labels = digits.target.astype(np.int64)
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(images))
-    n_test_pool = int(round(test_fraction * len(images)))
-    pools = {"train": order[n_test_pool:], "test": order[:n_test_pool]}
+    images, labels, pools = digit_pools(rng, test_fraction)
 
     def build(pool: np.ndarray, n: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict]:
         rows = rng.choice(pool, size=n, replace=n > len(pool))

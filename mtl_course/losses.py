@@ -432,6 +432,28 @@ def parameter_snapshot(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
 
 
 # -- faces: landmark targets that carry their visibility (HyperFace, TCDCN, Devries et al.) -------------------
+def labelled_faces(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, caller: str, min_landmarks: int = 1
+) -> torch.Tensor:
+    """The faces ``(B,)`` that carry landmarks, after checking a face head's ``pred`` ``(B, 2N)`` against ``target``.
+
+    ``target`` is ``(B, N, 3)`` with rows ``(x, y, visibility)``; a face whose target holds a ``NaN`` (no face)
+    or that ``mask`` marks false is unlabelled. ``caller`` names the function in the error.
+
+    >>> labelled_faces(torch.zeros(2, 2), torch.tensor([[[1.0, 2.0, 1.0]], [[float("nan")] * 3]]), None, "f")
+    tensor([ True, False])
+    """
+    n = target.shape[1] if target.ndim == 3 else 0
+    if target.ndim != 3 or target.shape[-1] != 3 or n < min_landmarks or pred.shape != (target.shape[0], 2 * n):
+        at_least = f", N >= {min_landmarks}" if min_landmarks > 1 else ""
+        raise ValueError(
+            f"{caller} expects pred (B, 2N) and target (B, N, 3) with rows (x, y, visibility){at_least}; "
+            f"got pred {tuple(pred.shape)} and target {tuple(target.shape)}"
+        )
+    labelled = ~torch.isnan(target).flatten(1).any(1)
+    return labelled if mask is None else labelled & mask.bool().reshape(-1)
+
+
 def visible_landmark_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     r""":func:`landmark_loss` for a task head: ``pred`` ``(B, 2N)`` flat, ``target`` ``(B, N, 3)`` rows ``(a, b, v)``.
 
@@ -447,14 +469,7 @@ def visible_landmark_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.
     >>> visible_landmark_loss(torch.zeros(2, 4), target)  # sample 0 as in landmark_loss; sample 1 unlabelled
     tensor(0.5000)
     """
-    if target.ndim != 3 or target.shape[-1] != 3 or pred.shape != (target.shape[0], 2 * target.shape[1]):
-        raise ValueError(
-            "visible_landmark_loss expects pred (B, 2N) and target (B, N, 3) with rows (x, y, visibility); "
-            f"got pred {tuple(pred.shape)} and target {tuple(target.shape)}"
-        )
-    labelled = ~torch.isnan(target).flatten(1).any(1)
-    if mask is not None:
-        labelled = labelled & mask.bool().reshape(-1)
+    labelled = labelled_faces(pred, target, mask, "visible_landmark_loss")
     points = pred.reshape(target.shape[0], target.shape[1], 2)
     safe = torch.where(labelled[:, None, None], target, 0.0)
     position = torch.where(labelled[:, None, None], safe[..., :2], points.detach())

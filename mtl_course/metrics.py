@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from mtl_course.losses import IGNORE_INDEX, expand_mask
+from mtl_course.losses import IGNORE_INDEX, expand_mask, labelled_faces
 
 #: Direction of each metric of this module: ``True`` when higher is better.
 HIGHER_IS_BETTER: dict[str, bool] = {
@@ -699,23 +699,7 @@ def landmark_error(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor 
     >>> landmark_error(torch.tensor([[0.0, 1.0, 2.0, 0.0]]), target)  # (1 + 0) / 2 / 2
     0.25
     """
-    if (
-        target.ndim != 3
-        or target.shape[-1] != 3
-        or target.shape[1] < 2
-        or pred.shape
-        != (
-            target.shape[0],
-            2 * target.shape[1],
-        )
-    ):
-        raise ValueError(
-            "landmark_error expects pred (B, 2N) and target (B, N, 3) with rows (x, y, visibility), N >= 2; "
-            f"got pred {tuple(pred.shape)} and target {tuple(target.shape)}"
-        )
-    labelled = ~torch.isnan(target).flatten(1).any(1)
-    if mask is not None:
-        labelled = labelled & mask.bool().reshape(-1)
+    labelled = labelled_faces(pred, target, mask, "landmark_error", min_landmarks=2)
     if not labelled.any():
         return float("nan")
     t = target[labelled][..., :2].float()

@@ -14,15 +14,16 @@ connected to the graph (its gradient is 0), never NaN.
 
 Masking costs several small kernels per task and step, which a small model
 on the CPU feels (about 35 µs per task and step, over a tenth of a step of
-the lectures' small three-task MLPs). So on the CPU, where asking "is any
-label missing?" costs no device synchronisation, a fully labelled batch without a mask goes straight to
-PyTorch's fused loss in :func:`mse_loss` and :func:`l1_loss`. The value is
-the same bit for bit, and so is the gradient of the loss alone; a loss that
-enters the objective with a weight other than 1 gets a gradient that may
-differ in the last bit (the fused backward multiplies in another order). The
-classification losses keep the masked path: their fused forms sum in another
-order and round differently.
-On a GPU the masked path runs always: the question would stall the device.
+the lectures' small three-task MLPs). So on the CPU, a batch without a mask
+first takes PyTorch's fused loss in :func:`mse_loss` and :func:`l1_loss`;
+its value answers "is any label missing?" (a ``NaN`` target makes it
+``NaN``), and only then does the masked path run. For a fully labelled
+batch the value is the same bit for bit, and so is the gradient of the loss
+alone; a loss that enters the objective with a weight other than 1 gets a
+gradient that may differ in the last bit (the fused backward multiplies in
+another order). The classification losses keep the masked path: their fused
+forms sum in another order and round differently. On a GPU the masked path
+runs always: reading the loss would stall the device.
 
 >>> import torch
 >>> pred = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
@@ -81,14 +82,28 @@ def _labelled_average(total: torch.Tensor, labelled: torch.Tensor) -> torch.Tens
     return total / labelled.sum().clamp_min(1)
 
 
-def _fully_labelled(target: torch.Tensor, mask: torch.Tensor | None) -> bool:
-    """Whether a regression batch can skip masking: no mask, on the CPU, and no ``NaN`` target.
+def _pointwise_regression_loss(
+    loss: Callable[..., torch.Tensor], pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """``loss`` (PyTorch's ``F.mse_loss`` or ``F.l1_loss``) averaged over the labelled items only.
 
-    One sum answers it (a ``NaN`` makes the sum ``NaN``; so does ``inf - inf``, which then takes the masked
-    path, as correct and only slower). Only asked on the CPU: on a GPU, reading the answer would synchronise
-    the device every step.
+    The masked path sums the error over the labelled items (a missing target is replaced by the detached
+    prediction, so its error and gradient are exactly 0) and divides by their number.
+
+    On the CPU, a batch without a mask first takes the fused mean ``loss(pred, target)``: a ``NaN`` target makes
+    it ``NaN``, so reading it answers "is any label missing?" without an extra kernel, and only then does the
+    masked path run. A ``NaN`` loss for another reason (a ``NaN`` prediction) takes the masked path too, which
+    gives the same ``NaN``, only slower. On a GPU the masked path runs always: reading the loss would
+    synchronise the device every step.
     """
-    return mask is None and target.device.type == "cpu" and not math.isnan(float(target.sum()))
+    _check_same_shape(pred, target)
+    if mask is None and target.is_cpu:
+        fused = loss(pred, target)
+        if not math.isnan(fused.item()):
+            return fused
+    labelled = _regression_mask(target, mask)
+    total = loss(pred, _safe_target(pred, target, labelled), reduction="sum")
+    return _labelled_average(total, labelled)
 
 
 def _check_same_shape(pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -155,12 +170,7 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
     >>> mse_loss(torch.tensor([1.0, 2.0]), torch.tensor([3.0, float("nan")]))
     tensor(4.)
     """
-    _check_same_shape(pred, target)
-    if _fully_labelled(target, mask):
-        return F.mse_loss(pred, target)
-    labelled = _regression_mask(target, mask)
-    total = F.mse_loss(pred, _safe_target(pred, target, labelled), reduction="sum")
-    return _labelled_average(total, labelled)
+    return _pointwise_regression_loss(F.mse_loss, pred, target, mask)
 
 
 class ScaledMSE:
@@ -196,12 +206,7 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None 
     >>> l1_loss(torch.tensor([1.0, 5.0]), torch.tensor([3.0, float("nan")]))
     tensor(2.)
     """
-    _check_same_shape(pred, target)
-    if _fully_labelled(target, mask):
-        return F.l1_loss(pred, target)
-    labelled = _regression_mask(target, mask)
-    total = F.l1_loss(pred, _safe_target(pred, target, labelled), reduction="sum")
-    return _labelled_average(total, labelled)
+    return _pointwise_regression_loss(F.l1_loss, pred, target, mask)
 
 
 # -- landmarks (HyperFace, Devries et al.) ------------------------------------------

@@ -47,6 +47,13 @@ def test_unknown_hyperparameter_lists_the_accepted_ones():
         get_weighting("pcgrad", TASKS, sed=1)
 
 
+def test_a_type_error_from_inside_a_method_is_not_blamed_on_its_hyperparameters():
+    # the hyper-parameters fit FixedWeighting's signature; the TypeError comes from its check of the weights
+    with pytest.raises(TypeError, match=r"fixed weights must be a mapping \{task: weight\}, got int") as caught:
+        get_weighting("fixed", TASKS, weights=3)
+    assert "accepts the hyper-parameters" not in str(caught.value)
+
+
 def test_fixed_weights_must_cover_exactly_the_tasks():
     with pytest.raises(KeyError, match=r"missing \['c'\], unexpected \['d'\]"):
         FixedWeighting(TASKS, weights={"a": 1.0, "b": 2.0, "d": 3.0})
@@ -146,6 +153,16 @@ def test_gradient_methods_write_the_combination_their_weights_describe(name, dev
     for k, p in enumerate(shared):
         expected = sum(w * g[k] for w, g in zip(weights, per_task, strict=True))
         torch.testing.assert_close(p.grad, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_equal_weights_are_one_tensor_reused_every_step_and_not_saved():
+    method = get_weighting("equal", TASKS)
+    p = torch.nn.Parameter(torch.tensor(1.0))
+    first = method.backward(dict.fromkeys(TASKS, p * 1.0))
+    second = method.backward(dict.fromkeys(TASKS, p * 2.0))
+    assert first is second and second.tolist() == [1.0] * len(TASKS)
+    assert p.grad.item() == 3 * len(TASKS)  # 1 + 2 per task: the weights were 1 at both steps
+    assert "ones" not in method.state_dict()  # built from the task list, so checkpoints stay as they were
 
 
 def test_deactivated_task_gets_weight_zero_and_no_loss(device):

@@ -137,7 +137,7 @@ class WeightingMethod(nn.Module):
         return objective if grad_scale is None else objective * grad_scale
 
     def _check_losses(self, losses: Losses) -> None:
-        if losses.keys() == set(self.active):
+        if len(losses) == len(self.active) and all(map(losses.__contains__, self.active)):  # exactly the active
             for task in self.active:
                 if losses[task].dim() != 0:
                     raise ValueError(
@@ -218,10 +218,13 @@ def get_weighting(name: str, tasks: Sequence[str], **hyper: object) -> Weighting
         raise KeyError(f"unknown weighting method {name!r}; known methods: {available_methods()}{note}")
     factory = _REGISTRY[name]
     try:
-        inspect.signature(factory).bind(tasks, **hyper)
-    except TypeError as err:
-        accepted = [p for p in inspect.signature(factory).parameters if p != "tasks"]
-        raise TypeError(
-            f"weighting method {name!r} accepts the hyper-parameters {accepted}, got {sorted(hyper)} ({err})"
-        ) from None
-    return factory(tasks, **hyper)
+        return factory(tasks, **hyper)
+    except TypeError:
+        try:  # the hyper-parameters are checked against the signature only now: inspecting it costs every call
+            inspect.signature(factory).bind(tasks, **hyper)
+        except TypeError as err:
+            accepted = [p for p in inspect.signature(factory).parameters if p != "tasks"]
+            raise TypeError(
+                f"weighting method {name!r} accepts the hyper-parameters {accepted}, got {sorted(hyper)} ({err})"
+            ) from None
+        raise  # the arguments fit the signature: the error comes from inside the method

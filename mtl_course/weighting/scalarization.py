@@ -33,6 +33,10 @@ class EqualWeighting(LossWeighting):
     5.0
     """
 
+    def __init__(self, tasks: Sequence[str]) -> None:
+        super().__init__(tasks)
+        self.register_buffer("ones", torch.ones(len(self.tasks)), persistent=False)  # the weights, built once
+
     def weights(self, losses: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(losses)
 
@@ -48,11 +52,15 @@ class EqualWeighting(LossWeighting):
 
         The same gradient, bit for bit, as the base class's ``(1 * stack(losses)).sum()``, without the stacking,
         the multiplication and their autograd nodes (every step of the course's default method pays for them).
+        While every task is active, the weights it returns are the same tensor at every step: read it, do not
+        write to it.
         """
         self._check_losses(losses)
-        total = functools.reduce(operator.add, (losses[t] for t in self.active))  # sum() would add a 0 first
+        total = functools.reduce(operator.add, map(losses.__getitem__, self.active))  # sum() would add a 0 first
         self._scaled(total, grad_scale).backward()
-        return self._every_task(losses[self.active[0]].new_ones(len(self.active)))
+        if len(self.active) == len(self.tasks):
+            return self.ones  # no new tensor on the course's most common step
+        return self._every_task(self.ones[: len(self.active)])
 
 
 @register("fixed")
@@ -77,6 +85,8 @@ class FixedWeighting(LossWeighting):
 
     def __init__(self, tasks: Sequence[str], weights: Mapping[str, float]) -> None:
         super().__init__(tasks)
+        if not isinstance(weights, Mapping):
+            raise TypeError(f"fixed weights must be a mapping {{task: weight}}, got {type(weights).__name__}")
         missing = [t for t in self.tasks if t not in weights]
         extra = [t for t in weights if t not in self.tasks]
         if missing or extra:

@@ -16,9 +16,12 @@ or ``-100`` (see :mod:`mtl_course.losses`). A task without labels in a batch
 contributes a zero loss; note that for MGDA a zero gradient is Pareto
 stationary, so the shared update of that step vanishes.
 
-The hot path does not synchronise with the device: losses and weights are
-accumulated on the device and read once per epoch. A non-finite loss raises
-at the end of the epoch, naming the task, the epoch and the first step.
+The hot path does not synchronise with an accelerator: there, losses and
+weights are accumulated on the device and read once per epoch. On the CPU,
+where reading a value waits for nothing, they are read at their step as
+Python floats and the epoch's sums are taken in double precision. A
+non-finite loss raises at the end of the epoch, naming the task, the epoch
+and the first step.
 
 Callbacks: :class:`BestWeights` (model selection on validation data) and
 :class:`TaskEarlyStopping` (TCDCN's task-wise early stopping).
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import itertools
 import math
 import statistics
 import time
@@ -74,32 +79,51 @@ def split_batch(batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict
     >>> sorted(y), m
     (['a'], {})
     """
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):  # the loaders' form first: it is the common one
+        return batch[0], dict(batch[1]), dict(batch[2]) if len(batch) == 3 else {}
     if isinstance(batch, Mapping):
         if "x" not in batch or "targets" not in batch:
             raise KeyError(f"a dict batch needs the keys 'x' and 'targets' (and optionally 'masks'); got {list(batch)}")
         return batch["x"], dict(batch["targets"]), dict(batch.get("masks") or {})
-    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
-        masks = batch[2] if len(batch) == 3 else {}
-        return batch[0], dict(batch[1]), dict(masks)
     raise TypeError(
         "a batch must be (x, {task: target}), (x, targets, {task: mask}) or "
         f"{{'x': ..., 'targets': ..., 'masks': ...}}; got {type(batch).__name__}"
     )
 
 
-def _on(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``tensor`` on ``device``; one already there is returned as it is (``.to`` costs a dispatch every step)."""
-    return tensor if tensor.device == device else tensor.to(device, non_blocking=True)
-
-
 def _to_device(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: _on(v, device) for k, v in tensors.items()}
+    """The tensors on ``device``; one already there is kept as it is (``.to`` costs a dispatch every step)."""
+    return {k: v if v.device == device else v.to(device, non_blocking=True) for k, v in tensors.items()}
+
+
+def _move(module: torch.nn.Module, device: torch.device) -> None:
+    """``module.to(device)``, unless every parameter and buffer is there already.
+
+    ``to`` visits every submodule and re-assigns each of its tensors; on the lectures' small MLPs, asking where
+    the tensors are takes half as long, and ``fit`` is called hundreds of times per lecture.
+    """
+    if any(t.device != device for t in itertools.chain(module.parameters(), module.buffers())):
+        module.to(device)
 
 
 def _check_keys(kind: str, given: Iterable[str], tasks: Sequence[str]) -> None:
     unknown = [k for k in given if k not in tasks]
     if unknown:
         raise KeyError(f"the batch has {kind} for unknown task(s) {unknown}; the tasks are {list(tasks)}")
+
+
+def _batch_on(
+    batch: Any, device: torch.device, tasks: Sequence[str], known: frozenset[str]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """:func:`split_batch`, its task names checked against ``known`` (the set of ``tasks``), moved to ``device``."""
+    x, ys, ms = split_batch(batch)
+    if not known.issuperset(ys):  # one set operation on the common step; the message only when it fails
+        _check_keys("targets", ys, tasks)
+    if ms:
+        if not known.issuperset(ms):
+            _check_keys("masks", ms, tasks)
+        ms = _to_device(ms, device)
+    return x if x.device == device else x.to(device, non_blocking=True), _to_device(ys, device), ms
 
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -354,14 +378,57 @@ def _check_optimizer(optimizer: torch.optim.Optimizer, weighting: WeightingMetho
         )
 
 
-@dataclass
 class _EpochTotals:
-    """What one epoch accumulates on the device: every step's task losses (flat, in active order) and weights,
-    and the labelled batches per task."""
+    """What one epoch accumulates: at every step the active tasks' losses (in ``active`` order) and every task's
+    weight, and per task the number of batches that labelled it.
 
-    losses: list[torch.Tensor] = field(default_factory=list)
-    weights: list[torch.Tensor] = field(default_factory=list)
-    labelled_batches: dict[str, int] = field(default_factory=dict)
+    Where the values wait until the end of the epoch depends on the device:
+
+    * on the CPU (``on_host``), every value is read as a Python float at its step, and the sums are taken in
+      double precision at the end: reading a CPU tensor waits for nothing, and no tensor operation is left for
+      the end of the epoch (which, in full-batch training, comes after every step);
+    * on an accelerator, the values stay on the device and reach the host in one transfer at the end of the
+      epoch: reading one at its step would make the host wait for the device at every step.
+    """
+
+    def __init__(self, names: Sequence[str], active: Sequence[str], on_host: bool) -> None:
+        self.names, self.active, self.on_host = names, active, on_host
+        self.labelled_batches = dict.fromkeys(active, 0)
+        self.steps = 0
+        self.losses: list[list[float]] | list[torch.Tensor] = []  # per step a list (host), or flat 0-dim tensors
+        self.weights: list[list[float]] | list[torch.Tensor] = []
+
+    def add(self, losses: Mapping[str, torch.Tensor], weights: torch.Tensor) -> None:
+        """Record one step: its losses (one 0-dim tensor per active task) and its weights (one per task)."""
+        if self.on_host:
+            self.losses.append([loss.item() for loss in losses.values()])
+            self.weights.append(weights.tolist())
+        else:
+            self.losses.extend(loss.detach() for loss in losses.values())  # stacked once per epoch, not per step
+            self.weights.append(weights)
+        self.steps += 1
+
+    def summary(self) -> tuple[list[float], list[float]]:
+        """Per active task the sum of its losses over the steps, and per task its mean weight (NaN: no steps)."""
+        if not self.steps:
+            return [0.0] * len(self.active), [math.nan] * len(self.names)
+        if self.on_host:
+            if self.steps == 1:  # full-batch training: the one step's values are the sums and the means
+                return self.losses[0], self.weights[0]
+            loss_sums = list(map(sum, zip(*self.losses, strict=True)))  # zip(*steps): each task over the steps
+            return loss_sums, [total / self.steps for total in map(sum, zip(*self.weights, strict=True))]
+        summary = torch.cat([self._stacked_losses().sum(dim=0), torch.stack(self.weights).float().mean(dim=0)])
+        values = summary.tolist()  # the one transfer (and device synchronisation) of the epoch
+        return values[: len(self.active)], values[len(self.active) :]
+
+    def step_losses(self, j: int) -> list[float]:
+        """Every step's loss of the ``j``-th active task (read only to name the step where it stopped being finite)."""
+        if self.on_host:
+            return [step[j] for step in self.losses]
+        return self._stacked_losses()[:, j].tolist()
+
+    def _stacked_losses(self) -> torch.Tensor:
+        return torch.stack(self.losses).view(self.steps, len(self.active)).float()
 
 
 def _prepare_optimizer(
@@ -383,7 +450,7 @@ def _step_losses(
     ys: Mapping[str, torch.Tensor],
     ms: Mapping[str, torch.Tensor],
     needs_representation: bool,
-    totals: _EpochTotals,
+    labelled_batches: dict[str, int],
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """The forward pass and each active task's loss (a zero that keeps the graph for a task without labels)."""
     if needs_representation:
@@ -396,7 +463,7 @@ def _step_losses(
     for name in active:
         if name in ys:
             losses[name] = by_name[name].loss(outputs[name], ys[name], ms.get(name))
-            totals.labelled_batches[name] += 1
+            labelled_batches[name] += 1
         else:
             losses[name] = outputs[name].sum() * 0.0
     return losses, representation
@@ -414,7 +481,7 @@ def _backward_and_step(
 ) -> None:
     """The weighting's backward pass, the model's penalty, and the optimiser step (through the fp16 scaler)."""
     grad_scale = scaler.scale(torch.ones((), device=next(iter(losses.values())).device)) if scaler is not None else None
-    totals.weights.append(weighting.backward(losses, model, representation=representation, grad_scale=grad_scale))
+    weights = weighting.backward(losses, model, representation=representation, grad_scale=grad_scale)
     if penalty:
         extra = penalty * model.penalty()
         (extra if grad_scale is None else extra * grad_scale).backward()
@@ -423,38 +490,42 @@ def _backward_and_step(
         scaler.update()
     else:
         optimizer.step()
-    totals.losses.extend(loss.detach() for loss in losses.values())  # stacked once per epoch, not per step
+    totals.add(losses, weights)
 
 
-def _epoch_row(epoch: int, names: Sequence[str], active: Sequence[str], totals: _EpochTotals) -> dict[str, float]:
-    """The history row of one epoch; raises when a task's loss was not finite (one device sync per epoch).
+def _epoch_row(epoch: int, totals: _EpochTotals) -> tuple[dict[str, float], dict[str, float]]:
+    """The history row of one epoch and the active tasks' mean training losses; raises when a loss was not finite.
 
-    A task's sum over the steps is finite exactly when every step's loss is (NaN and infinity propagate), so
-    the steps are searched only when a sum is not: the common epoch costs a handful of tensor operations.
+    A task's sum over the steps is finite exactly when every step's loss is (NaN and infinity propagate), and so
+    is their total unless it overflows: the tasks and then their steps are searched only when the total is not.
     """
-    n_active, n_tasks = len(active), len(names)
-    if totals.weights:
-        losses = torch.stack(totals.losses).view(-1, n_active).float()
-        summary = torch.cat([losses.sum(dim=0), torch.stack(totals.weights).float().mean(dim=0)]).tolist()  # sync
-    else:
-        losses, summary = torch.zeros(0, n_active), [0.0] * n_active + [math.nan] * n_tasks  # NaN: no steps
-    loss_sums, weight_means = summary[:n_active], summary[n_active:]
-    for j, total in enumerate(loss_sums):  # the first task, in active order, with a non-finite loss
-        if not math.isfinite(total):
-            bad = (~torch.isfinite(losses[:, j].cpu())).nonzero()
-            where = f"step {int(bad[0])} (its first occurrence in the epoch)" if len(bad) else "its sum over the steps"
-            raise FloatingPointError(
-                f"the loss of task {active[j]!r} is not finite at epoch {epoch}, {where}; check the targets, "
-                "the learning rate, or the task's loss scale"
-            )
-    sums = dict(zip(active, loss_sums, strict=True))
+    loss_sums, weight_means = totals.summary()
+    if not math.isfinite(sum(loss_sums)):
+        for j, total in enumerate(loss_sums):  # the first task, in active order, with a non-finite loss
+            if not math.isfinite(total):
+                bad = [step for step, loss in enumerate(totals.step_losses(j)) if not math.isfinite(loss)]
+                where = f"step {bad[0]} (its first occurrence in the epoch)" if bad else "its sum over the steps"
+                raise FloatingPointError(
+                    f"the loss of task {totals.active[j]!r} is not finite at epoch {epoch}, {where}; check the "
+                    "targets, the learning rate, or the task's loss scale"
+                )
+    means = {}
+    for name, total in zip(totals.active, loss_sums, strict=True):
+        labelled = totals.labelled_batches[name]
+        means[name] = total / labelled if labelled else math.nan
     row: dict[str, float] = {"epoch": epoch}
-    for i, name in enumerate(names):
-        labelled = totals.labelled_batches.get(name)
-        row[f"{name}/train_loss"] = sums[name] / labelled if labelled else math.nan
-        row[f"{name}/weight"] = weight_means[i]
-    row["train_loss"] = sum(row[f"{n}/train_loss"] for n in active)
-    return row
+    for name, weight in zip(totals.names, weight_means, strict=True):
+        train_loss, weight_column = _train_columns(name)
+        row[train_loss] = means.get(name, math.nan)
+        row[weight_column] = weight
+    row["train_loss"] = sum(means.values())
+    return row, means
+
+
+@functools.cache
+def _train_columns(task: str) -> tuple[str, str]:
+    """The history's columns ``<task>/train_loss`` and ``<task>/weight``, formatted (and hashed) once per task."""
+    return f"{task}/train_loss", f"{task}/weight"
 
 
 def fit(
@@ -488,12 +559,15 @@ def fit(
         weighting = get_weighting(weighting, [t.name for t in tasks])
     _check_tasks(model, tasks, weighting)
     _check_amp(amp, device)
-    model.to(device)
-    weighting.to(device)
+    _move(model, device)
+    _move(weighting, device)
     optimizer = _prepare_optimizer(model, weighting, optimizer, lr)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     by_name = {t.name: t for t in tasks}
     names = list(weighting.tasks)
+    known = frozenset(names)
+    on_host = device.type == "cpu"  # where the epoch's losses wait: see _EpochTotals
+    amp_context = _autocast(device, amp)  # built once, entered every step
     state = TrainState(model, weighting, history=[])
     for callback in callbacks:
         callback.on_train_begin(state)
@@ -503,21 +577,18 @@ def fit(
         start = time.perf_counter()
         if not model.training:  # evaluate() restores training mode; model.train() walks every submodule
             model.train()
-        active = list(weighting.active)
-        totals = _EpochTotals(labelled_batches=dict.fromkeys(active, 0))
+        active = list(weighting.active)  # callbacks may stop a task between epochs, never within one
+        totals = _EpochTotals(names, active, on_host)
         for batch in train_loader:
-            x, ys, ms = split_batch(batch)
-            _check_keys("targets", ys, names)
-            _check_keys("masks", ms, names)
-            x, ys, ms = _on(x, device), _to_device(ys, device), _to_device(ms, device)
+            x, ys, ms = _batch_on(batch, device, names, known)
             optimizer.zero_grad(set_to_none=True)
-            with _autocast(device, amp):
+            with amp_context:
                 losses, representation = _step_losses(
-                    model, by_name, active, x, ys, ms, weighting.requires_representation, totals
+                    model, by_name, active, x, ys, ms, weighting.requires_representation, totals.labelled_batches
                 )
             _backward_and_step(model, weighting, losses, representation, optimizer, scaler, penalty, totals)
-        row = _epoch_row(epoch, names, active, totals)
-        weighting.on_epoch_end({n: row[f"{n}/train_loss"] for n in weighting.active})
+        row, mean_losses = _epoch_row(epoch, totals)
+        weighting.on_epoch_end(mean_losses)
         if val_loader is not None:
             row.update(evaluate(model, tasks, val_loader, device, amp))
         row["time_s"] = time.perf_counter() - start

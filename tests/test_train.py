@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import statistics
 
 import pytest
@@ -118,17 +119,49 @@ def test_nan_loss_names_task_epoch_and_step(device):
         fit(_model(), TASKS, "equal", data, epochs=1, device=device, progress=False)
 
 
-def test_epoch_row_names_the_first_task_in_order_and_its_first_non_finite_step():
-    # the epoch's losses (steps x active tasks) and weights reach the host in one transfer; the error still names
-    # the first active task with a non-finite loss, and that task's first bad step, as a loop over tasks would
+def _totals(on_host, names, active, step_losses, step_weights):
+    totals = _EpochTotals(names, active, on_host)
+    for losses, weights in zip(step_losses, step_weights, strict=True):
+        totals.labelled_batches = dict.fromkeys(active, len(step_losses))
+        totals.add(dict(zip(active, losses, strict=True)), weights)
+    return totals
+
+
+@pytest.mark.parametrize("kind", [True, False], ids=["host", "device"])
+def test_epoch_row_names_the_first_task_in_order_and_its_first_non_finite_step(kind):
+    # the error names the first active task with a non-finite loss, and that task's first bad step, as a loop over
+    # tasks would; the device totals reach the host in one transfer, the host totals are floats from the start
     losses = torch.ones(5, 3)
     losses[3, 0], losses[1, 2], losses[4, 2] = float("nan"), float("inf"), float("nan")
-    totals = _EpochTotals(list(losses), [torch.ones(3)] * 5, dict.fromkeys("abc", 5))
+    totals = _totals(kind, list("abc"), list("abc"), losses, [torch.ones(3)] * 5)
     with pytest.raises(FloatingPointError, match="task 'a' is not finite at epoch 7, step 3"):
-        _epoch_row(7, list("abc"), list("abc"), totals)
-    totals = _EpochTotals(list(losses[:, 1:]), [torch.tensor([1.0, 0.0, 1.0])] * 5, dict.fromkeys("bc", 5))
+        _epoch_row(7, totals)
+    totals = _totals(kind, list("abc"), list("bc"), losses[:, 1:], [torch.tensor([1.0, 0.0, 1.0])] * 5)
     with pytest.raises(FloatingPointError, match="task 'c' is not finite at epoch 7, step 1"):
-        _epoch_row(7, list("abc"), list("bc"), totals)
+        _epoch_row(7, totals)
+    overflow = torch.full((2, 1), torch.finfo(torch.float32).max)  # every step finite, their float32 sum is not
+    if not kind:  # on the device the sums are float32
+        with pytest.raises(FloatingPointError, match="task 'a' is not finite at epoch 1, its sum over the steps"):
+            _epoch_row(1, _totals(kind, ["a"], ["a"], overflow, [torch.ones(1)] * 2))
+
+
+@pytest.mark.parametrize("steps", [1, 7])  # 1: full-batch training, where the host path skips the sums
+def test_host_and_device_totals_give_the_same_row(steps):
+    # the CPU path reads floats at every step and sums in double precision; the accelerator path stacks tensors
+    # and sums in single precision: the rows agree to float32 rounding, a deactivated task included
+    g = torch.Generator().manual_seed(0)
+    losses, weights = torch.rand(steps, 2, generator=g), [torch.rand(3, generator=g) for _ in range(steps)]
+    (host, host_means), (device, _) = (
+        _epoch_row(2, _totals(k, list("abc"), ["a", "c"], losses, weights)) for k in (True, False)
+    )
+    assert host.keys() == device.keys()
+    assert host == pytest.approx(device, rel=1e-6, nan_ok=True)
+    assert host["a/train_loss"] == pytest.approx(float(losses[:, 0].double().mean()), rel=1e-12)
+    assert host["b/weight"] == pytest.approx(float(torch.stack(weights)[:, 1].double().mean()), rel=1e-12)
+    assert math.isnan(host["b/train_loss"]) and host["train_loss"] == host["a/train_loss"] + host["c/train_loss"]
+    assert host_means == {"a": host["a/train_loss"], "c": host["c/train_loss"]}  # what the weighting method reads
+    empty, _ = _epoch_row(1, _EpochTotals(["a"], ["a"], on_host=True))
+    assert empty["a/train_loss"] != empty["a/train_loss"] and empty["a/weight"] != empty["a/weight"]  # NaN
 
 
 def test_mismatched_tasks_and_targets_are_explained(device):

@@ -8,6 +8,10 @@ least one claim with ``# NBVAL_CHECK_OUTPUT``, and it stays small.
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import io
+import re
 from pathlib import Path
 
 import nbformat
@@ -94,3 +98,51 @@ def test_the_course_map_and_the_readme_list_every_lecture() -> None:
         if lecture.name != "00_welcome.ipynb":
             assert f"]({lecture.name})" in course_map, f"A0's course map does not link {lecture.name}"
         assert f"](lectures/{lecture.name})" in readme, f"the README's lecture table does not link {lecture.name}"
+
+
+_GETSOURCE = re.compile(r"inspect\.getsource\(")
+
+
+def _import_namespace(path: Path) -> dict:
+    """The names a notebook's import statements bind (only the imports run: no training, no figures)."""
+    namespace: dict = {}
+    for cell in _code_cells(path):
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # an IPython magic; imports never live in those cells
+            continue
+        imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        exec(compile(ast.Module(body=imports, type_ignores=[]), str(path), "exec"), namespace)
+    return namespace
+
+
+SHOWS_SOURCE = [p for p in NOTEBOOKS if any(_GETSOURCE.search(c.source) for c in _code_cells(p))]
+
+
+@pytest.mark.parametrize("path", SHOWS_SOURCE, ids=[p.name for p in SHOWS_SOURCE])
+def test_printed_package_source_is_the_current_source(path: Path) -> None:
+    """A cell that prints the package's code with ``inspect.getsource`` stores today's code, not last month's.
+
+    nbval (``--nbval-lax``) does not compare such cells, so an edit to the package would leave a lecture showing
+    code the package no longer has. Each such cell runs again here, with only the notebook's imports defined,
+    and must print what it stores; a cell that needs other state (a ``NameError``) is skipped, and every
+    notebook must rerun at least one.
+    """
+    imports = _import_namespace(path)
+    rerun = 0
+    for i, cell in enumerate(_code_cells(path)):
+        if not _GETSOURCE.search(cell.source):
+            continue
+        printed = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
+        output = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(output):
+                exec(cell.source, dict(imports))
+        except NameError:
+            continue
+        rerun += 1
+        assert output.getvalue() == printed, (
+            f"{path.name}: cell {i} prints package source that has changed since the notebook was executed; "
+            f"run `mtl-course execute {path.relative_to(course_root())}`"
+        )
+    assert rerun, f"{path.name}: no cell that prints source could be rerun from the notebook's imports alone"

@@ -28,6 +28,7 @@ from mtl_course.grading.grade import (
     NotebookRun,
     check_out,
     find_submissions,
+    grade,
     graded_notebook,
     read_values,
     score,
@@ -223,6 +224,7 @@ def test_submissions_are_found_named_and_stray_files_reported(tmp_path: Path) ->
         ".hidden/01_sheet.ipynb",
         "a b/01_sheet.ipynb",
         "a_b/01_sheet.ipynb",
+        "carol.ipynb",  # DIR/<student>.ipynb: graded only with --solution
         "=SUM(1)/01_sheet.ipynb",
         f"{long}/01_sheet.ipynb",
     ):
@@ -239,9 +241,23 @@ def test_submissions_are_found_named_and_stray_files_reported(tmp_path: Path) ->
     assert named["SUM_1_"] == ("renamed",) and named["x" * 64] == ("renamed",)
     assert ("bob" in named) == readable
     assert any("Untitled.ipynb: not named like a sheet" in line for line in skipped)
+    assert any("carol.ipynb: a notebook directly in" in line and "pass --solution" in line for line in skipped)
+    assert "carol" not in named
+    with_solution, _ = find_submissions([subs], ["01_sheet"], solution="01_sheet")
+    assert {s.student: s.sheet for s in with_solution}["carol"] == "01_sheet"
     assert any(".hidden" in line and "hidden" in line for line in skipped)
     assert any("eve" in line and "symbolic link" in line for line in skipped)
     assert "eve" not in named
+
+
+def test_a_folder_with_nothing_to_grade_says_how_many_notebooks_were_skipped(tmp_path: Path) -> None:
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "carol.ipynb").write_text("{}")  # DIR/<student>.ipynb without --solution
+    lines: list[str] = []
+    with pytest.raises(GradingError, match=r"no submissions to grade under .*subs \(1 notebook\(s\) skipped"):
+        grade([subs], tmp_path / "out", solutions=ROOT / "solutions", log=lines.append)
+    assert any("carol.ipynb" in line and "pass --solution" in line for line in lines)
 
 
 def test_out_must_be_a_writable_folder_outside_the_submissions(tmp_path: Path) -> None:

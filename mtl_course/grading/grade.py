@@ -117,7 +117,7 @@ def find_submissions(
             for path in _candidates(root, skipped):
                 named = _whose(path, root, known, solution)
                 if named is None:
-                    skipped.append(f"{path}: not named like a sheet ({', '.join(sorted(known))})")
+                    skipped.append(_why_unnamed(path, root, known))
                 else:
                     found.append((*named, path))
         elif root.is_file():
@@ -161,6 +161,13 @@ def _candidates(root: Path, skipped: list[str]) -> list[Path]:
             else:
                 files.append(path)
     return files
+
+
+def _why_unnamed(path: Path, root: Path, known: set[str]) -> str:
+    """Why ``path``, found in the folder ``root``, answers no sheet."""
+    if path.parent == root:  # DIR/<student>.ipynb: the sheet comes from --solution
+        return f"{path}: a notebook directly in {root} is DIR/<student>.ipynb; pass --solution"
+    return f"{path}: not named like a sheet ({', '.join(sorted(known))})"
 
 
 def _readable(path: Path) -> bool:
@@ -520,7 +527,8 @@ def grade(
         if not submissions:
             raise GradingError(f"--regrade {only!r}: no submission of that student id")
     if not submissions:
-        raise GradingError(f"no submissions (*.ipynb) under {', '.join(map(str, paths))}")
+        why = f" ({len(skipped)} notebook(s) skipped, each for the reason above)" if skipped else ""
+        raise GradingError(f"no submissions to grade under {', '.join(map(str, paths))}{why}")
     if sandboxed:
         with tempfile.TemporaryDirectory(prefix="mtl-grade-probe-") as probe:
             check_sandbox(Path(probe))

@@ -34,7 +34,7 @@ from mtl_course._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "engine": ["ExperimentResult", "Run", "concat_results", "train_each", "train_replicated"],
+        "engine": ["ExperimentResult", "Run", "concat_results", "timed_train_each", "train_each", "train_replicated"],
         "labels": ["CROSS_STITCH", "HARD", "JOINT", "MTL", "SHUFFLED", "SLUICE", "STL", "soft"],
         "replicate": ["ReplicatedColumns", "ReplicatedMLP"],
         "cross_stitch": ["CONDITIONS", "build_model", "find_run", "run_cross_stitch", "trace", "train_runs"],

@@ -32,7 +32,6 @@ parameters and the CPU seconds of training per design.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -41,7 +40,7 @@ import torch
 
 from mtl_course.data.tasks import MultiTaskData
 from mtl_course.data.ultrasound_views import LANDMARKS_PER_VIEW, VIEWS, make_ultrasound_views, view_rows
-from mtl_course.experiments.engine import ExperimentResult, Run, train_each
+from mtl_course.experiments.engine import ExperimentResult, Run, timed_train_each
 from mtl_course.experiments.labels import JOINT
 from mtl_course.losses import cross_entropy, heatmap_cross_entropy
 from mtl_course.metrics import heatmap_soft_argmax, measurement_error
@@ -157,31 +156,6 @@ class LessIsMoreResult:
     results: list[ExperimentResult]
 
 
-def _train(
-    run: Run,
-    build: Callable[[Run], ViewLandmarkNet],
-    tasks: list[Task],
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    weighting: str,
-    device: torch.device | str | None,
-) -> tuple[ViewLandmarkNet, ExperimentResult, float, float]:
-    cpu, wall = time.process_time(), time.perf_counter()
-    result = train_each(
-        [run],
-        build,
-        tasks,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        weighting=weighting,
-        measure_every=epochs,
-        device=device,
-    )
-    return result.models[0], result, time.process_time() - cpu, time.perf_counter() - wall
-
-
 def less_is_more_experiment(
     seeds: Sequence[int],
     n_train: int = 240,
@@ -213,7 +187,18 @@ def less_is_more_experiment(
         design: str, network: str, seed: int, run: Run, build: Callable[[Run], ViewLandmarkNet], tasks: list[Task]
     ) -> ViewLandmarkNet:
         method = weighting if design == JOINT else "equal"
-        model, result, cpu_s, wall_s = _train(run, build, tasks, epochs, batch_size, lr, method, device)
+        result, cpu_s, wall_s = timed_train_each(
+            [run],
+            build,
+            tasks,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            weighting=method,
+            measure_every=epochs,
+            device=device,
+        )
+        model = result.models[0]
         parameters = model.parameter_counts()["total"]
         cost.append(
             {"seed": seed, "design": design, "network": network, "parameters": parameters}

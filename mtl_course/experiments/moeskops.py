@@ -33,7 +33,6 @@ wall seconds of training.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -42,7 +41,7 @@ import torch
 
 from mtl_course.data.modalities import CLASS_NAMES, LABEL_SETS, MODALITIES, N_CLASSES, make_modalities, modality_index
 from mtl_course.data.tasks import MultiTaskData
-from mtl_course.experiments.engine import ExperimentResult, Run, train_each
+from mtl_course.experiments.engine import ExperimentResult, Run, timed_train_each
 from mtl_course.experiments.labels import MTL, STL
 from mtl_course.losses import cross_entropy
 from mtl_course.metrics import cross_modality_rate, dice_scores, modality_confusion
@@ -136,25 +135,6 @@ class ModalityExperiment:
     results: list[ExperimentResult]
 
 
-def _train(
-    run: Run, epochs: int, batch_size: int, lr: float, width: int, weighting: str, device: torch.device | str | None
-) -> tuple[ExperimentResult, float, float]:
-    tasks = [Task(m, cross_entropy) for m in run.train.tasks]
-    cpu, wall = time.process_time(), time.perf_counter()
-    result = train_each(
-        [run],
-        lambda r: build_union_network(r.train.tasks, width),
-        tasks,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        weighting=weighting,
-        measure_every=epochs,
-        device=device,
-    )
-    return result, time.process_time() - cpu, time.perf_counter() - wall
-
-
 def _merge_rows(confusion: dict[tuple[str, int], torch.Tensor], key: tuple[str, int], matrix: torch.Tensor) -> None:
     """Store ``matrix`` under ``key``, or fill in its measured rows (the dedicated networks fill one row each)."""
     if key not in confusion:
@@ -203,7 +183,17 @@ def moeskops_experiment(
             run = Run(dedicated_label, seed, one_modality(train, m), one_modality(val, m), one_modality(test, m))
             runs.append((dedicated_label, run, dedicated_epochs or epochs))
         for condition, run, n_epochs in runs:
-            result, cpu_s, wall_s = _train(run, n_epochs, batch_size, lr, width, weighting, device)
+            result, cpu_s, wall_s = timed_train_each(
+                [run],
+                lambda r: build_union_network(r.train.tasks, width),
+                [Task(m, cross_entropy) for m in run.train.tasks],
+                epochs=n_epochs,
+                lr=lr,
+                batch_size=batch_size,
+                weighting=weighting,
+                measure_every=n_epochs,
+                device=device,
+            )
             model = result.models[0]
             table, matrix = evaluate_modalities(model, test)
             dice.append(table.assign(seed=seed, condition=condition))
